@@ -1,0 +1,1 @@
+"""flowgraphs: GNU Radio blocks and flowgraphs of gsc (radio interpreter only)."""

@@ -1,0 +1,1 @@
+"""gsc_semantic: data, semantic encoders, quantiser, diffusion decoder, baselines, metrics."""

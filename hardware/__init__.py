@@ -1,0 +1,1 @@
+"""hardware: radio profiles and device checks (radio interpreter)."""
