@@ -1,0 +1,31 @@
+# gsc — the two commands: `make demo` and `make test`. Both run `make setup` first if needed.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.gsc-setup-stamp
+OUT    ?= gsc-demo
+
+.PHONY: setup demo test test-ml test-radio test-slow bench lint grc-install clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	bash scripts/setup.sh
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gsc demo --out $(OUT)
+
+test: $(STAMP)
+	bash scripts/test.sh
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(OUT) runs .pytest_cache

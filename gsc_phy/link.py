@@ -1,0 +1,284 @@
+"""Transmitter, receiver and the end-to-end simulated link, composed from Sionna blocks.
+
+.. code-block:: python
+
+    from gsc_phy.config import LinkConfig
+    from gsc_phy.link import Link
+    link = Link(LinkConfig(channel="tdl-a", modulation="16qam", estimator="ls"))
+    out = link(batch_size=8, snr_db=10.0)
+    print(out.block_ok.float().mean())
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from sionna.phy import Block, config
+from sionna.phy.channel import ApplyOFDMChannel
+from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
+from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.mapping import BinarySource, Constellation, Demapper, Mapper
+from sionna.phy.mimo import StreamManagement
+from sionna.phy.ofdm import (
+    KBestDetector,
+    LMMSEChannelEstimator,
+    LMMSEEqualizer,
+    LSChannelEstimator,
+    RemoveNulledSubcarriers,
+    ResourceGridMapper,
+)
+
+from .channels import make_channel
+from .config import LinkConfig
+from .frame import FrameFormat
+from .precoding import Precoder
+
+__all__ = ["Transmitter", "Receiver", "Link", "LinkOutput", "default_device", "mask_crc"]
+
+
+#: 24-bit mask XORed onto the CRC-24A field (as 38.212 masks DCI CRCs with the RNTI), so
+#: an all-zero decoder output (erased or NaN LLRs) can never pass the CRC check.
+CRC_MASK = torch.tensor([int(b) for b in f"{0x5A3C96:024b}"], dtype=torch.float32)
+
+
+def mask_crc(tb: torch.Tensor) -> torch.Tensor:
+    """XOR :data:`CRC_MASK` onto the last 24 bits of transport blocks [..., k] (self-inverse)."""
+    mask = CRC_MASK.to(tb.device, tb.dtype)
+    return torch.cat([tb[..., :-24], (tb[..., -24:] + mask) % 2], dim=-1)
+
+
+def default_device(requested: str | None = None) -> str:
+    """``requested`` if given, else ``cuda`` when available, else ``cpu``."""
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class LinkOutput:
+    """What one batch through the link produced.
+
+    bits / bits_hat: [batch, codewords, payload_bits] payload sent / decided;
+    block_ok: [batch, codewords] CRC passed (coded) or no bit error (uncoded);
+    llr: [batch, coded_bits_per_frame] channel LLRs (log p(1)/p(0)), padding included;
+    x_hat, no_eff: [batch, streams, data_symbols] equalised symbols and their noise variance;
+    x: [batch, streams, data_symbols] the transmitted data symbols.
+    """
+
+    bits: torch.Tensor
+    bits_hat: torch.Tensor
+    block_ok: torch.Tensor
+    llr: torch.Tensor
+    x: torch.Tensor
+    x_hat: torch.Tensor
+    no_eff: torch.Tensor
+
+
+class Transmitter(Block):
+    """Payload bits -> CRC-24A -> 5G LDPC -> Gray QAM -> OFDM resource grid (one stream each).
+
+    :param frame: The :class:`~gsc_phy.frame.FrameFormat`.
+    :param constellation: Shared Sionna ``Constellation``.
+
+    :input payload: [batch, codewords, payload_bits] float 0/1, or ``None`` to draw random bits
+        (``batch_size`` then gives the batch).
+    :output payload, x_sym, x_rg: the payload, data symbols [batch, streams, data_symbols],
+        and the grid [batch, 1, streams, num_ofdm_symbols, fft_size].
+    """
+
+    def __init__(self, frame: FrameFormat, constellation: Constellation, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frame = frame
+        self._source = BinarySource(device=self.device)
+        self._mapper = Mapper(constellation=constellation, device=self.device)
+        self._rg_mapper = ResourceGridMapper(frame.resource_grid, device=self.device)
+        if not frame.uncoded:
+            self.crc_encoder = CRCEncoder("CRC24A", k=frame.k - 24, device=self.device)
+            self.encoder = LDPC5GEncoder(
+                frame.k, frame.n, num_bits_per_symbol=frame.bits_per_symbol, device=self.device
+            )
+
+    def encode_bits(self, payload: torch.Tensor) -> torch.Tensor:
+        """Payload [batch, codewords, payload_bits] -> frame bits [batch, coded_bits_per_frame]."""
+        f = self.frame
+        if f.uncoded:
+            return payload.reshape(payload.shape[0], -1)
+        tb = mask_crc(self.crc_encoder(payload))
+        cw = self.encoder(tb).reshape(payload.shape[0], -1)
+        if f.padding_bits:
+            pad = self._source([payload.shape[0], f.padding_bits])
+            cw = torch.cat([cw, pad], dim=-1)
+        return cw
+
+    def call(self, payload: torch.Tensor | None = None, batch_size: int = 1):
+        f = self.frame
+        if payload is None:
+            payload = self._source([batch_size, f.codewords_per_frame, f.payload_bits_per_block])
+        bits = self.encode_bits(payload)
+        bits = bits.reshape(bits.shape[0], 1, f.num_streams, -1)
+        x = self._mapper(bits)  # [B, 1, S, Ndata]
+        return payload, x[:, 0], self._rg_mapper(x)
+
+
+class Receiver(Block):
+    """Channel estimation -> LMMSE equalisation (or K-best) -> soft demapping -> LDPC -> CRC.
+
+    :param cfg: Link configuration.
+    :param frame: Frame format.
+    :param transmitter: The matching transmitter (its LDPC encoder parametrises the decoder).
+    :param constellation: Shared constellation.
+    :param covariances: ``(time, freq, space)`` channel covariances for LMMSE estimation.
+
+    :input y: [batch, 1, num_rx_ant, num_ofdm_symbols, fft_size] received grid.
+    :input no: Noise variance (float).
+    :input h_eff: Effective channel [batch, 1, Nr, 1, S, symbols, fft] (used for perfect CSI).
+    :output bits_hat, block_ok, llr, x_hat, no_eff: see :class:`LinkOutput`.
+    """
+
+    def __init__(
+        self,
+        cfg: LinkConfig,
+        frame: FrameFormat,
+        transmitter: Transmitter,
+        constellation: Constellation,
+        covariances: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.frame = frame
+        rg = frame.resource_grid
+        sm = StreamManagement([[1]], frame.num_streams)
+        self._remove_nulled = RemoveNulledSubcarriers(rg, device=self.device)
+        if cfg.estimator == "ls":
+            self._estimator = LSChannelEstimator(rg, interpolation_type="lin", device=self.device)
+        elif cfg.estimator == "lmmse":
+            t, f, s = covariances
+            self._estimator = LMMSEChannelEstimator(rg, t, f, s, order="f-t", device=self.device)
+        self._equalizer = LMMSEEqualizer(rg, sm, device=self.device)
+        self._demapper = Demapper("app", constellation=constellation, device=self.device)
+        self._kbest = None
+        if cfg.detector == "kbest":
+            self._kbest = KBestDetector(
+                "bit", frame.num_streams, cfg.kbest_k, rg, sm,
+                constellation=constellation, device=self.device,
+            )
+        if not frame.uncoded:
+            self._decoder = LDPC5GDecoder(
+                transmitter.encoder, hard_out=True, num_iter=cfg.ldpc_iterations,
+                device=self.device,
+            )
+            self._crc_decoder = CRCDecoder(transmitter.crc_encoder, device=self.device)
+
+    def estimate(self, y: torch.Tensor, no: torch.Tensor, h_eff: torch.Tensor):
+        """Channel estimate and error variance on the effective subcarriers."""
+        if self.cfg.estimator == "perfect":
+            h_hat = self._remove_nulled(h_eff)
+            return h_hat, torch.zeros((), device=y.device)
+        return self._estimator(y, no)
+
+    def call(self, y: torch.Tensor, no: torch.Tensor, h_eff: torch.Tensor):
+        f = self.frame
+        h_hat, err_var = self.estimate(y, no, h_eff)
+        x_hat, no_eff = self._equalizer(y, h_hat, err_var, no)  # [B, 1, S, Ndata]
+        # A stream without power (water-filling switched it off) has no information:
+        # make it an erasure (x_hat = 0, huge noise) instead of NaNs.
+        bad = ~(torch.isfinite(x_hat) & torch.isfinite(no_eff))
+        if bool(bad.any()):
+            x_hat = torch.where(bad, torch.zeros_like(x_hat), x_hat)
+            no_eff = torch.where(bad, torch.full_like(no_eff, 1e9), no_eff)
+        if self._kbest is not None:
+            llr = self._kbest(y, h_hat, err_var, no)
+        else:
+            llr = self._demapper(x_hat, no_eff)
+        llr = llr.reshape(llr.shape[0], -1)
+        b = llr.shape[0]
+        if f.uncoded:
+            bits_hat = (llr > 0).to(llr.dtype).reshape(b, 1, -1)
+            return bits_hat, None, llr, x_hat[:, 0], no_eff[:, 0]
+        cw_llr = llr[:, : f.codewords_per_frame * f.n].reshape(b, f.codewords_per_frame, f.n)
+        # Sionna 2.x LLRs are log p(1)/p(0); the decoder takes the same convention.
+        decoded = self._decoder(cw_llr)
+        bits_hat, crc_ok = self._crc_decoder(mask_crc(decoded))
+        return bits_hat, crc_ok[..., 0], llr, x_hat[:, 0], no_eff[:, 0]
+
+
+class Link(Block):
+    """The whole simulated link: transmitter, precoder, channel, noise, receiver.
+
+    :param cfg: :class:`~gsc_phy.config.LinkConfig`.
+    :param device: ``cuda``/``cpu``; default: cuda when present.
+
+    :input batch_size: Frames per call.
+    :input snr_db: One SNR point (kind from ``cfg.snr_kind``).
+    :input payload: Optional payload [batch, codewords, payload_bits] to send instead of
+        random bits (the semantic layer passes its bits here).
+    :output: :class:`LinkOutput`.
+    """
+
+    def __init__(self, cfg: LinkConfig, device: str | None = None) -> None:
+        device = default_device(device or cfg.device)
+        super().__init__(device=device)
+        config.seed = cfg.seed
+        self.cfg = cfg
+        self.frame = FrameFormat.from_config(cfg, device=device)
+        self.constellation = Constellation(
+            cfg.constellation_type, cfg.bits_per_symbol, device=device
+        )
+        self.transmitter = Transmitter(self.frame, self.constellation, device=device)
+        self.channel = make_channel(cfg, self.frame.resource_grid, device)
+        self.precoder = Precoder(cfg.precoder, cfg.streams, cfg.water_filling)
+        self._apply_channel = ApplyOFDMChannel(device=device)
+        covariances = self._channel_covariances() if cfg.estimator == "lmmse" else None
+        self.receiver = Receiver(
+            cfg, self.frame, self.transmitter, self.constellation, covariances, device=device
+        )
+
+    def effective_channel(self, batch_size: int, no: float) -> torch.Tensor:
+        """Draw channels and precode: H_eff = H W, [batch, 1, Nr, 1, S, symbols, fft]."""
+        h = self.channel(batch_size)  # [B, 1, Nr, 1, Nt, T, F]
+        hm = h[:, 0, :, 0].permute(0, 3, 4, 1, 2)  # [B, T, F, Nr, Nt]
+        w = self.precoder(hm, no)  # [B, T, F, Nt, S]
+        h_eff = hm @ w  # [B, T, F, Nr, S]
+        return h_eff.permute(0, 3, 4, 1, 2)[:, None, :, None]
+
+    def _channel_covariances(self, num_samples: int = 512):
+        """Empirical time/frequency/space covariances of H_eff for the LMMSE estimator."""
+        chunks = []
+        for _ in range(max(1, num_samples // 64)):
+            h = self.receiver_free_h(64)
+            chunks.append(h)
+        h = torch.cat(chunks)  # [N, Nr, S, T, M]
+        n, nr, s, t, m = h.shape
+        hf = h.permute(0, 1, 2, 3, 4).reshape(-1, m)
+        cov_f = hf.T @ hf.conj() / hf.shape[0]
+        ht = h.permute(0, 1, 2, 4, 3).reshape(-1, t)
+        cov_t = ht.T @ ht.conj() / ht.shape[0]
+        hs = h.permute(0, 2, 3, 4, 1).reshape(-1, nr)
+        cov_s = hs.T @ hs.conj() / hs.shape[0]
+        # normalise so that time and frequency covariances have unit diagonal on average
+        cov_t = cov_t / cov_t.diagonal().real.mean()
+        cov_s = cov_s / cov_s.diagonal().real.mean()
+        return cov_t, cov_f, cov_s
+
+    def receiver_free_h(self, batch_size: int) -> torch.Tensor:
+        """Effective channel on effective subcarriers, [batch, Nr, S, T, M] (no noise)."""
+        h_eff = self.effective_channel(batch_size, 0.1)
+        h = RemoveNulledSubcarriers(self.frame.resource_grid, device=self.device)(h_eff)
+        return h[:, 0, :, 0]
+
+    def call(
+        self, batch_size: int, snr_db: float, payload: torch.Tensor | None = None
+    ) -> LinkOutput:
+        no_val = self.frame.noise_variance(float(snr_db), self.cfg.snr_kind)
+        no = torch.tensor(no_val, dtype=torch.float32, device=self.device)
+        if payload is not None:
+            batch_size = payload.shape[0]
+        bits, x, x_rg = self.transmitter(payload, batch_size=batch_size)
+        h_eff = self.effective_channel(batch_size, no_val)
+        y = self._apply_channel(x_rg, h_eff, no)
+        bits_hat, block_ok, llr, x_hat, no_eff = self.receiver(y, no, h_eff)
+        if block_ok is None:  # uncoded: a block is the frame's bits
+            block_ok = (bits_hat == bits).all(dim=-1)
+        return LinkOutput(bits, bits_hat, block_ok, llr, x, x_hat, no_eff)
