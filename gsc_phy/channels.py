@@ -6,7 +6,9 @@ one resource grid. Stochastic models (Rayleigh, TDL, CDL, UMi, UMa) come from Si
 with their power delay profiles normalised to unit average energy per TX-RX antenna pair
 (E|h|^2 = 1, checked by a test) and *not* normalised per realisation, so fading stays in;
 the received Es/N0 per antenna equals the configured Es/N0 on average. UMi/UMa are
-generated without path loss and shadowing: the SNR axis is the average received SNR.
+generated without path loss and shadowing and then scaled by a constant measured over
+512 drops at construction (their cluster powers, O2I losses and antenna patterns leave
+E|h|^2 != 1): the SNR axis is the average received SNR.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class SionnaChannelSampler:
         self._scenario = scenario
         self._speed = speed_mps
         self._device = device
+        self._scale = 1.0
+        if scenario is not None:  # calibrate the average energy to 1 (fading stays)
+            energy = torch.cat([self(128) for _ in range(4)]).abs().square().mean()
+            self._scale = float(energy) ** -0.5
 
     def __call__(self, batch_size: int) -> torch.Tensor:
         if self._scenario is not None:
@@ -89,7 +95,8 @@ class SionnaChannelSampler:
             )
             self._model.reset_topology()  # the batch size may change between calls
             self._model.set_topology(*topo)
-        return self._gen(batch_size)
+        h = self._gen(batch_size)
+        return h * self._scale if self._scale != 1.0 else h
 
 
 def _panel(num_ant: int, cfg: LinkConfig, device: str) -> PanelArray:

@@ -108,7 +108,7 @@ def parse_rate(text: str) -> float:
     return rate
 
 
-def parse_position(text: str, flag: str) -> tuple[float, float, float]:
+def parse_position(text: str, flag: str = "position") -> tuple[float, float, float]:
     """Parse ``"x,y,z"`` (metres) into a 3-tuple."""
     try:
         xyz = tuple(float(v) for v in text.split(","))
@@ -286,12 +286,8 @@ class LinkConfig:
     def _validate_ris(self) -> None:
         if self.ris_elements < 1:
             raise ConfigError("the ris channel needs --ris N with N >= 1 elements")
-        side = math.isqrt(self.ris_elements)
-        if side * side != self.ris_elements:
-            raise ConfigError(
-                f"--ris {self.ris_elements}: the RIS is a square uniform planar array, "
-                "N must be a square (16, 64, 256, ...)"
-            )
+        if self.ris_elements > 65536:
+            raise ConfigError(f"--ris {self.ris_elements}: at most 65536 elements")
         missing = [
             flag
             for flag, val in (

@@ -29,12 +29,13 @@ from sionna.phy import Block
 from sionna.phy.config import Precision
 from sionna.phy.constants import SPEED_OF_LIGHT
 
+from .config import parse_position
+
 __all__ = [
     "RISGeometry",
     "RISChannel",
     "RISPhaseController",
     "PHASE_STRATEGIES",
-    "parse_position",
     "ris_grid",
     "random_phases",
     "cophase_phases",
@@ -47,31 +48,6 @@ __all__ = [
 PHASE_STRATEGIES = ("random", "cophase", "optimized")
 
 _Vec3 = tuple[float, float, float]
-
-
-def parse_position(text: str) -> _Vec3:
-    """Parse ``"x,y,z"`` (metres) into a tuple of three floats.
-
-    :param text: Comma-separated coordinates, e.g. ``"0,0,10"``.
-
-    :output position: (x, y, z), `float`.
-
-    Raises `ValueError` on anything but three finite numbers.
-
-    .. code-block:: python
-
-        from gsc_phy.ris import parse_position
-        print(parse_position("1.5, -2, 10"))
-        # (1.5, -2.0, 10.0)
-    """
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"position {text!r} is not 'x,y,z' with numbers") from None
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"position {text!r} must be three finite numbers 'x,y,z' in metres")
-    return values  # type: ignore[return-value]
 
 
 def ris_grid(num_elements: int) -> tuple[int, int]:
