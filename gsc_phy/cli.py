@@ -25,7 +25,9 @@ from .config import (
 __all__ = ["main", "run", "cli"]
 
 #: subcommand -> "module:attribute" of a click command, imported when used
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "demo": "gsc_phy.demo:demo",
+}
 
 
 class LazyGroup(click.Group):
