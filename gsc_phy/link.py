@@ -244,29 +244,27 @@ class Link(Block):
         return h_eff.permute(0, 3, 4, 1, 2)[:, None, :, None]
 
     def _channel_covariances(self, num_samples: int = 512):
-        """Empirical time/frequency/space covariances of H_eff for the LMMSE estimator."""
-        chunks = []
-        for _ in range(max(1, num_samples // 64)):
-            h = self.receiver_free_h(64)
-            chunks.append(h)
-        h = torch.cat(chunks)  # [N, Nr, S, T, M]
-        n, nr, s, t, m = h.shape
-        hf = h.permute(0, 1, 2, 3, 4).reshape(-1, m)
-        cov_f = hf.T @ hf.conj() / hf.shape[0]
-        ht = h.permute(0, 1, 2, 4, 3).reshape(-1, t)
-        cov_t = ht.T @ ht.conj() / ht.shape[0]
-        hs = h.permute(0, 2, 3, 4, 1).reshape(-1, nr)
-        cov_s = hs.T @ hs.conj() / hs.shape[0]
-        # normalise so that time and frequency covariances have unit diagonal on average
+        """Empirical time/frequency/space covariances of H_eff for the LMMSE estimator.
+
+        Measured on ``num_samples`` channel draws (noise-free, effective subcarriers);
+        the time and space covariances are normalised to unit mean diagonal, the frequency
+        one carries the channel power (Sionna's LMMSE estimator applies them in that order).
+        """
+        remove_nulled = RemoveNulledSubcarriers(self.frame.resource_grid, device=self.device)
+        draws = [remove_nulled(self.effective_channel(64, 0.1))[:, 0, :, 0]
+                 for _ in range(max(1, num_samples // 64))]
+        h = torch.cat(draws)  # [N, Nr, S, T, M]
+        nr, t, m = h.shape[1], h.shape[3], h.shape[4]
+
+        def cov(x: torch.Tensor) -> torch.Tensor:
+            return x.T @ x.conj() / x.shape[0]
+
+        cov_f = cov(h.reshape(-1, m))
+        cov_t = cov(h.transpose(3, 4).reshape(-1, t))
+        cov_s = cov(h.permute(0, 2, 3, 4, 1).reshape(-1, nr))
         cov_t = cov_t / cov_t.diagonal().real.mean()
         cov_s = cov_s / cov_s.diagonal().real.mean()
         return cov_t, cov_f, cov_s
-
-    def receiver_free_h(self, batch_size: int) -> torch.Tensor:
-        """Effective channel on effective subcarriers, [batch, Nr, S, T, M] (no noise)."""
-        h_eff = self.effective_channel(batch_size, 0.1)
-        h = RemoveNulledSubcarriers(self.frame.resource_grid, device=self.device)(h_eff)
-        return h[:, 0, :, 0]
 
     def call(
         self, batch_size: int, snr_db: float, payload: torch.Tensor | None = None
