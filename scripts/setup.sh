@@ -45,7 +45,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 say "installing the ML side into $VENV (pins: constraints.txt)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
-  -e '.[dev]' 2>&1 | grep -vE "^(WARNING: Location|  WARNING)" || true
+  -e '.[dev,distributed]' 2>&1 | grep -vE "^(WARNING: Location|  WARNING)" || true
 "$VENV/bin/python" -c 'import torch, sionna.phy, gsc_phy' \
   || { say "ERROR: the ML side does not import; see the pip output above"; exit 1; }
 say "done: $("$VENV/bin/gsc" --version)"
