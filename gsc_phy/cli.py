@@ -59,6 +59,27 @@ def doctor(as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
+@cli.group()
+def keys() -> None:
+    """CurveZMQ keys for decoders and bridges that listen beyond 127.0.0.1."""
+
+
+@keys.command("generate")
+@click.argument("key_dir", type=click.Path(file_okay=False))
+@click.option("--name", default="server", show_default=True, help="Certificate name")
+def keys_generate(key_dir: str, name: str) -> None:
+    """Write KEY_DIR/NAME.key (public, share it) and NAME.key_secret (0600, keep it)."""
+    from bridge.security import generate_keypair
+
+    try:
+        pair = generate_keypair(key_dir, name)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(str(e)) from None
+    click.echo(f"public key: {pair.public_path}\nsecret key: {pair.secret_path} (keep private)")
+    click.echo("authorise a client by copying its .key file into the server's authorised "
+               "keys directory")
+
+
 def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool):
     if uncoded:
         if k or n or rate:

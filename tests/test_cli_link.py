@@ -74,3 +74,11 @@ def test_doctor_json():
     assert d["ml"]["torch"] and d["ml"]["sionna-no-rt"] == "2.2.0"
     assert d["ml"]["torch_device"] in ("cpu", "cuda")
     assert "radio" in d and isinstance(d["problems"], list)
+
+
+def test_keys_generate(tmp_path):
+    res = gsc("keys", "generate", str(tmp_path / "k"), "--name", "srv")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "k" / "srv.key").exists() and (tmp_path / "k" / "srv.key_secret").exists()
+    again = gsc("keys", "generate", str(tmp_path / "k"), "--name", "srv")
+    assert again.returncode == 2 and "already exists" in again.stderr

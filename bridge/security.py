@@ -1,0 +1,139 @@
+"""CurveZMQ for links that leave the machine: key files, an authoriser, secured sockets.
+
+gsc binds 127.0.0.1 by default. A transport that binds any other address must be
+encrypted and authenticated with CurveZMQ (pyzmq's ``zmq.auth``): the server holds a key
+pair and a directory of authorised client public keys; a client holds its own key pair and
+the server's public key. A peer whose key is not in that directory is refused by ZAP.
+
+Key files are ZeroMQ certificates (``NAME.key`` public, ``NAME.key_secret`` secret, mode
+0600), made by :func:`generate_keypair` (``gsc keys generate DIR --name NAME``).
+
+>>> import tempfile, zmq
+>>> d = tempfile.mkdtemp()
+>>> server = generate_keypair(d, "server"); client = generate_keypair(d + "/clients", "c1")
+>>> ctx = zmq.Context()
+>>> with CurveServer(ctx, server.secret_path, d + "/clients") as auth:
+...     rep = auth.secure(ctx.socket(zmq.PULL))
+...     port = rep.bind_to_random_port("tcp://127.0.0.1")
+...     req = secure_client(ctx.socket(zmq.PUSH), client.secret_path, server.public_path)
+...     _ = req.connect(f"tcp://127.0.0.1:{port}"); req.send(b"hi")
+...     rep.poll(3000) and rep.recv()
+...     req.close(0); rep.close(0)
+b'hi'
+>>> ctx.term()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+__all__ = ["KeyPair", "generate_keypair", "load_keypair", "CurveServer", "secure_client",
+           "require_curve"]
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """Paths of a certificate pair on disk."""
+
+    public_path: str
+    secret_path: str
+
+
+def require_curve() -> None:
+    """Raise ``RuntimeError`` (one line) when this libzmq lacks CURVE support."""
+    if not zmq.has("curve"):
+        raise RuntimeError("this libzmq has no CURVE support: install libzmq built with libsodium")
+
+
+def generate_keypair(key_dir: str, name: str) -> KeyPair:
+    """Create ``key_dir/NAME.key`` and ``key_dir/NAME.key_secret`` (0600); refuse to overwrite."""
+    require_curve()
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ValueError(f"key name {name!r} must be a plain file name")
+    os.makedirs(key_dir, mode=0o700, exist_ok=True)
+    pub = os.path.join(key_dir, f"{name}.key")
+    sec = os.path.join(key_dir, f"{name}.key_secret")
+    if os.path.exists(pub) or os.path.exists(sec):
+        raise ValueError(f"{pub} already exists: pick another --name or remove the old keys")
+    pub, sec = zmq.auth.create_certificates(key_dir, name)
+    os.chmod(sec, 0o600)
+    return KeyPair(pub, sec)
+
+
+def load_keypair(secret_path: str) -> tuple[bytes, bytes]:
+    """(public, secret) z85 keys from a ``.key_secret`` certificate, with clear errors."""
+    if not os.path.isfile(secret_path):
+        raise ValueError(f"secret key file {secret_path} not found (gsc keys generate makes one)")
+    try:
+        public, secret = zmq.auth.load_certificate(secret_path)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{secret_path} is not a ZeroMQ certificate: {e}") from None
+    if secret is None:
+        raise ValueError(f"{secret_path} holds no secret key (is it the .key public file?)")
+    return public, secret
+
+
+def _load_public(path: str) -> bytes:
+    if not os.path.isfile(path):
+        raise ValueError(f"public key file {path} not found")
+    try:
+        public, _ = zmq.auth.load_certificate(path)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path} is not a ZeroMQ certificate: {e}") from None
+    return public
+
+
+class CurveServer:
+    """ZAP authoriser for CURVE servers: only keys found in ``authorized_dir`` get in.
+
+    :param context: The zmq context the secured sockets belong to.
+    :param secret_path: The server's ``.key_secret`` certificate.
+    :param authorized_dir: Directory of authorised clients' ``.key`` certificates.
+
+    Use as a context manager (starts/stops the authenticator thread); call
+    :meth:`secure` on each server socket *before* binding it.
+    """
+
+    def __init__(self, context: zmq.Context, secret_path: str, authorized_dir: str) -> None:
+        require_curve()
+        if not os.path.isdir(authorized_dir):
+            raise ValueError(f"authorised-keys directory {authorized_dir} not found")
+        self.public, self._secret = load_keypair(secret_path)
+        self._auth = ThreadAuthenticator(context)
+        self._dir = authorized_dir
+
+    def start(self) -> CurveServer:
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=self._dir)
+        return self
+
+    def stop(self) -> None:
+        self._auth.stop()
+
+    def __enter__(self) -> CurveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def secure(self, sock: zmq.Socket) -> zmq.Socket:
+        """Make ``sock`` a CURVE server with this key pair."""
+        sock.curve_secretkey = self._secret
+        sock.curve_publickey = self.public
+        sock.curve_server = True
+        return sock
+
+
+def secure_client(sock: zmq.Socket, secret_path: str, server_public_path: str) -> zmq.Socket:
+    """Make ``sock`` a CURVE client of the server whose public certificate is given."""
+    require_curve()
+    public, secret = load_keypair(secret_path)
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_serverkey = _load_public(server_public_path)
+    return sock
