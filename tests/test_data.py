@@ -23,15 +23,6 @@ needs_wallpapers = pytest.mark.skipif(not WALLPAPERS_PRESENT,
                                       reason="plasma-workspace-wallpapers missing")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP barriers of a second thread
-    that has been descheduled made these tests 5x slower (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _write_idx(path, arr: np.ndarray, code: int = 0x08) -> None:
     header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)

@@ -11,16 +11,6 @@ from PIL import Image
 from gsc_semantic import efficientnet_lite as E
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP barriers of a second thread
-    that has been descheduled made these tests 5x slower (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photo(name: str) -> np.ndarray:
     import skimage
 

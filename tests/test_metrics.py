@@ -14,16 +14,6 @@ from PIL import Image
 from gsc_semantic import metrics as M
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP barriers of a second thread
-    that has been descheduled made these tests 5x slower (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photo_batch(size: int = 64) -> torch.Tensor:
     """Eight deterministic crops of two bundled scikit-image photos, RGB in [0, 1]."""
     import skimage
