@@ -27,6 +27,7 @@ __all__ = ["main", "run", "cli"]
 #: subcommand -> "module:attribute" of a click command, imported when used
 LAZY_COMMANDS: dict[str, str] = {
     "demo": "gsc_phy.demo:demo",
+    "radio": "hardware.cli:radio",
 }
 
 
