@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gsc-setup-stamp
 OUT    ?= gsc-demo
 
-.PHONY: setup demo test test-ml test-radio test-slow bench lint grc-install clean
+.PHONY: setup demo test test-slow bench lint clean
 
 setup: $(STAMP)
 

@@ -28,6 +28,8 @@ __all__ = ["main", "run", "cli"]
 LAZY_COMMANDS: dict[str, str] = {
     "demo": "gsc_phy.demo:demo",
     "radio": "hardware.cli:radio",
+    "loopback": "gsc_phy.loopback:loopback",
+    "decoder": "gsc_phy.decoder_service:decoder",
 }
 
 

@@ -1,0 +1,74 @@
+"""Compile the streaming-link ``.grc`` files with ``grcc`` (radio side; stdlib only).
+
+``python3 flowgraphs/compile_grc.py`` regenerates the committed ``*_gen.py`` next to each
+``flowgraphs/*.grc``; ``--out DIR`` writes them elsewhere (the tests compare the two);
+``--all`` compiles every ``.grc`` under ``flowgraphs/`` (device flowgraphs included) in one
+``grcc`` run. GRC finds gsc's blocks through ``GRC_BLOCKS_PATH`` (``flowgraphs/grc`` and every
+other ``flowgraphs/*/grc``) and imports them from the repository root, which this script puts
+on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BLOCKS = os.path.join(HERE, "grc")
+
+__all__ = ["grc_env", "compile_grc", "grc_files", "block_dirs"]
+
+
+def block_dirs() -> list[str]:
+    """Folders of gsc's GRC block YAML: ``flowgraphs/grc`` and ``flowgraphs/*/grc``."""
+    found = sorted(glob.glob(os.path.join(HERE, "*", "grc")))
+    return [BLOCKS] + [d for d in found if os.path.isdir(d) and d != BLOCKS]
+
+
+def grc_env() -> dict[str, str]:
+    """Environment for grcc/gnuradio-companion: gsc's block paths and the repo on PYTHONPATH."""
+    env = dict(os.environ)
+    paths = block_dirs() + [p for p in env.get("GRC_BLOCKS_PATH", "").split(os.pathsep) if p]
+    env["GRC_BLOCKS_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+    py = [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(py))
+    return env
+
+
+def grc_files(everything: bool = False) -> list[str]:
+    """The streaming-link ``.grc`` files (``flowgraphs/*.grc``), or every ``.grc`` under
+    ``flowgraphs/`` with ``everything``; sorted."""
+    pattern = os.path.join(HERE, "**", "*.grc") if everything else os.path.join(HERE, "*.grc")
+    return sorted(glob.glob(pattern, recursive=everything))
+
+
+def compile_grc(paths: list[str], out_dir: str, grcc: str = "grcc") -> subprocess.CompletedProcess:
+    """Run ``grcc -o out_dir PATHS...`` once; returns the completed process (output captured)."""
+    exe = shutil.which(grcc)
+    if exe is None:
+        raise FileNotFoundError("grcc not found: install GNU Radio (apt-get install gnuradio)")
+    return subprocess.run([exe, "-o", out_dir, *paths], env=grc_env(), capture_output=True,
+                          text=True, timeout=600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=HERE, help="output folder (default: next to the .grc)")
+    ap.add_argument("--all", action="store_true", help="every .grc under flowgraphs/")
+    args = ap.parse_args(argv)
+    paths = grc_files(args.all)
+    res = compile_grc(paths, args.out)
+    print(res.stdout.strip())
+    if res.returncode:
+        print(res.stderr, file=sys.stderr)
+        print(f"grcc FAILED ({res.returncode})", file=sys.stderr)
+    return 1 if res.returncode else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

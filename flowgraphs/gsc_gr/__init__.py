@@ -1,0 +1,25 @@
+"""gsc_gr: GNU Radio blocks of gsc (radio interpreter only; the math lives in ``gsc_ofdm``).
+
+* :class:`ofdm_burst_tx` -- frames from ZeroMQ (or PDUs) -> tagged bursts of OFDM samples;
+* :class:`channel_emulator` -- multipath, timing/sampling offset, CFO and AWGN;
+* :class:`ofdm_burst_rx` -- samples -> equalised symbols and noise variances over ZeroMQ
+  (and PDUs).
+
+GRC finds their ``.block.yml`` files in ``flowgraphs/grc`` through ``GRC_BLOCKS_PATH`` (see
+the README); the repository root must be on ``PYTHONPATH`` so ``flowgraphs.gsc_gr`` imports.
+"""
+
+try:
+    from gnuradio import gr  # noqa: F401
+except ImportError as _e:  # one clear line instead of a traceback deep in a flowgraph
+    raise ImportError(
+        "gsc's GNU Radio blocks need GNU Radio 3.10 with gr-zeromq for this Python "
+        f"({_e}); install it with 'apt-get install gnuradio python3-zmq' and run under the "
+        "interpreter GNU Radio was built for (e.g. /usr/bin/python3)"
+    ) from None
+
+from .burst_rx import ofdm_burst_rx
+from .burst_tx import ofdm_burst_tx
+from .channel import channel_emulator
+
+__all__ = ["ofdm_burst_tx", "ofdm_burst_rx", "channel_emulator"]
