@@ -30,6 +30,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "radio": "hardware.cli:radio",
     "loopback": "gsc_phy.loopback:loopback",
     "decoder": "gsc_phy.decoder_service:decoder",
+    "sweep": "gsc_phy.sweep.commands:sweep",
+    "report": "gsc_phy.sweep.commands:report",
 }
 
 
@@ -103,6 +105,30 @@ def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool):
     return (k, n) if k else (1024, 2048)
 
 
+def link_config(o: dict, seed: int) -> LinkConfig:
+    """The :class:`LinkConfig` of ``gsc link`` options (shared with ``gsc sweep``)."""
+    nt, nr = parse_mimo(o["mimo"])
+    k, n = _k_n(o["k"], o["n"], o["rate"], o["uncoded"])
+    pos = {key: parse_position(o[key], "--" + key.replace("_", "-")) if o[key] else None
+           for key in ("tx_pos", "ris_pos", "rx_pos")}
+    cfg = LinkConfig(
+        channel=str(o["channel"]).lower(), modulation=str(o["modulation"]).lower(),
+        k=k, n=n, uncoded=o["uncoded"],
+        num_tx_ant=nt, num_rx_ant=nr, num_streams=o["streams"],
+        precoder=o["precoder"], water_filling=o["water_filling"],
+        detector=o["detector"], kbest_k=o["kbest_k"], estimator=o["estimator"],
+        delay_spread_s=o["delay_spread"] * 1e-9, speed_mps=o["speed"],
+        ris_elements=o["ris_elements"], ris_phases=o["ris_phases"], ris_bits=o["ris_bits"],
+        ris_near_field=o["ris_near_field"], ris_direct_blocked=o["ris_blocked"],
+        snr_db=parse_snr_range(o["snr"]), snr_kind=o["snr_kind"],
+        batch_size=o["batch"], max_frames=o["max_frames"], target_errors=o["target_errors"],
+        device=o["device"], seed=seed, **pos,
+    )
+    if cfg.channel == "ris" and cfg.ris_elements < 1:
+        raise ConfigError("--channel ris needs --ris N and its geometry")
+    return cfg
+
+
 @cli.command()
 @click.option("--channel", default="awgn", show_default=True,
               help="awgn, rayleigh, tdl-a..e, cdl-a..e, umi, uma, ris")
@@ -147,47 +173,12 @@ def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool):
 @click.option("--quiet", is_flag=True, help="No progress bar")
 def link(**o) -> None:
     """Simulate BER/BLER vs SNR of the gsc PHY; writes OUT/link.json and OUT/link.png."""
-    nt, nr = parse_mimo(o["mimo"])
-    k, n = _k_n(o["k"], o["n"], o["rate"], o["uncoded"])
     if o["device"] and o["device"].startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {o['device']}: no CUDA device is available here")
-    cfg = LinkConfig(
-        channel=o["channel"].lower(),
-        modulation=o["modulation"].lower(),
-        k=k,
-        n=n,
-        uncoded=o["uncoded"],
-        num_tx_ant=nt,
-        num_rx_ant=nr,
-        num_streams=o["streams"],
-        precoder=o["precoder"],
-        water_filling=o["water_filling"],
-        detector=o["detector"],
-        kbest_k=o["kbest_k"],
-        estimator=o["estimator"],
-        delay_spread_s=o["delay_spread"] * 1e-9,
-        speed_mps=o["speed"],
-        ris_elements=o["ris_elements"],
-        tx_pos=parse_position(o["tx_pos"], "--tx-pos") if o["tx_pos"] else None,
-        ris_pos=parse_position(o["ris_pos"], "--ris-pos") if o["ris_pos"] else None,
-        rx_pos=parse_position(o["rx_pos"], "--rx-pos") if o["rx_pos"] else None,
-        ris_phases=o["ris_phases"],
-        ris_bits=o["ris_bits"],
-        ris_near_field=o["ris_near_field"],
-        ris_direct_blocked=o["ris_blocked"],
-        snr_db=parse_snr_range(o["snr"]),
-        snr_kind=o["snr_kind"],
-        batch_size=o["batch"],
-        max_frames=o["max_frames"],
-        target_errors=o["target_errors"],
-        device=o["device"],
-        seed=o["seed"],
-    )
-    if cfg.channel == "ris" and cfg.ris_elements < 1:
-        raise ConfigError("--channel ris needs --ris N and its geometry")
+    cfg = link_config(o, o["seed"])
     from .plots import plot_link
     from .simulate import simulate
 
