@@ -26,12 +26,14 @@ __all__ = ["main", "run", "cli"]
 
 #: subcommand -> "module:attribute" of a click command, imported when used
 LAZY_COMMANDS: dict[str, str] = {
-    "demo": "gsc_phy.demo:demo",
+    "demo": "gsc_semantic.demo:demo",
     "radio": "hardware.cli:radio",
     "loopback": "gsc_phy.loopback:loopback",
     "decoder": "gsc_phy.decoder_service:decoder",
     "sweep": "gsc_phy.sweep.commands:sweep",
     "report": "gsc_phy.sweep.commands:report",
+    "eval": "gsc_semantic.evaluate:eval_command",
+    "train-classifier": "gsc_semantic.classifier:train_classifier",
 }
 
 

@@ -1,13 +1,8 @@
-"""``gsc demo`` (PHY part): reference link curves and an HTML report in ``gsc-demo/``.
-
-Runs a handful of short ``gsc link`` simulations (AWGN/LDPC, TDL-A with LS estimation,
-2x2 MIMO with SVD precoding, a RIS link) with their closed-form references where one
-exists, and writes ``report.html`` with the plots and a table.
-"""
+"""Reference PHY links of ``gsc demo``: short ``gsc link`` simulations (AWGN/LDPC, TDL-A
+with LS estimation, 2x2 MIMO with SVD precoding, a RIS link) with plots and JSON."""
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import time
@@ -18,7 +13,7 @@ from .config import LinkConfig
 from .plots import plot_link
 from .simulate import simulate
 
-__all__ = ["REFERENCE_LINKS", "run_phy_demo", "demo"]
+__all__ = ["REFERENCE_LINKS", "run_phy_demo"]
 
 #: name -> (description, LinkConfig keyword arguments)
 REFERENCE_LINKS: dict[str, tuple[str, dict]] = {
@@ -62,38 +57,3 @@ def run_phy_demo(out_dir: str, max_frames: int = 256, seed: int = 0,
         rows.append({"name": name, "description": desc, "seconds": time.perf_counter() - t0,
                      "points": result["points"]})
     return rows
-
-
-def _write_report(rows: list[dict], out_dir: str) -> str:
-    parts = ["<!doctype html><meta charset=utf-8><title>gsc demo</title>",
-             "<style>body{font-family:sans-serif;max-width:980px;margin:auto}"
-             "td,th{padding:2px 8px;text-align:right}</style>",
-             "<h1>gsc demo: reference links</h1>",
-             "<p>Es/N0 per complex channel symbol (see docs/conventions.md). BER counts payload "
-             "bits; BLER counts transport blocks (CRC-24A).</p>"]
-    for row in rows:
-        parts.append(f"<h2>{html.escape(row['description'])}</h2>")
-        parts.append(f"<img src='{row['name']}.png' width=520>")
-        parts.append("<table><tr><th>Es/N0 dB</th><th>BER</th><th>BLER</th><th>frames</th>"
-                     "<th>block errors</th></tr>")
-        for p in row["points"]:
-            parts.append(f"<tr><td>{p['snr_db']:g}</td><td>{p['ber']:.2e}</td>"
-                         f"<td>{p['bler']:.2e}</td><td>{p['frames']}</td>"
-                         f"<td>{p['block_errors']}</td></tr>")
-        parts.append(f"</table><p>{row['seconds']:.0f} s</p>")
-    path = os.path.join(out_dir, "report.html")
-    with open(path, "w") as fh:
-        fh.write("\n".join(parts))
-    return path
-
-
-@click.command()
-@click.option("--out", "out_dir", default="gsc-demo", show_default=True,
-              type=click.Path(file_okay=False))
-@click.option("--max-frames", type=int, default=256, show_default=True)
-@click.option("--device", default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
-def demo(out_dir: str, max_frames: int, device: str | None, seed: int) -> None:
-    """Run the reference links and write OUT/report.html."""
-    rows = run_phy_demo(out_dir, max_frames=max_frames, seed=seed, device=device)
-    click.echo(f"wrote {_write_report(rows, out_dir)}")

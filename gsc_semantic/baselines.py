@@ -71,6 +71,7 @@ from gsc_phy.link import Link
 from gsc_phy.mcs import MCS_TABLE, TARGET_BLER, Mcs, mcs_by_index, select_mcs
 
 __all__ = [
+    "AdaptiveLink",
     "CODECS",
     "available_codecs",
     "CodecError",
@@ -624,10 +625,10 @@ class _Receiver:
 _LINKS: dict[tuple[str, str], Link] = {}
 
 
-class SeparationBaseline:
-    """``codec`` + 5G LDPC/QAM/OFDM over gsc_phy, at bandwidth ratio ``rho``.
+class AdaptiveLink:
+    """A SISO gsc_phy link with genie link adaptation at bandwidth ratio ``rho``: what the
+    separation baselines and gsc's own semantic link share (budgets, MCS, transmission).
 
-    :param codec: ``"jpeg"``, ``"webp"`` or ``"avif"``.
     :param channel: gsc_phy channel (link adaptation needs a calibrated one: ``awgn``,
         ``tdl-a``, ``rayleigh``).
     :param rho: Bandwidth ratio (complex channel uses, everything counted, / (C·H·W)).
@@ -635,39 +636,25 @@ class SeparationBaseline:
         sets modulation, k and n.
     :param target_bler: Link-adaptation BLER target.
     :param backoff_db: Link-adaptation margin.
-    :param on_loss: ``"blank"`` or ``"previous"`` (see the module notes).
-    :param fill: Blank image: a gray level or a mean image [C, H, W].
-    :param compact: Leave out the codec header parts the receiver knows.
     :param seed: Seeds Sionna's global RNG (channel and noise draws) at construction; the
         same calls in the same order give the same results.
     :param device: Torch device of the link.
-
-    :input images: [N, C, H, W] in [0, 1] (C = 1 or 3).
-    :input snr_db: Average Es/N0 in dB.
-    :input mcs: Force an MCS (``Mcs`` or index) instead of link adaptation.
-    :output: :class:`BaselineResult`.
     """
 
-    def __init__(self, codec: str = "webp", channel: str = "awgn", rho: float = 1 / 12, *,
+    def __init__(self, channel: str = "awgn", rho: float = 1 / 12, *,
                  base_config: LinkConfig | None = None, target_bler: float = TARGET_BLER,
-                 backoff_db: float = 0.0, on_loss: str = "blank",
-                 fill: float | torch.Tensor = 0.5, compact: bool = True, seed: int = 0,
-                 device: str | None = None, frames_per_call: int = 64) -> None:
-        _check_codec(codec)
+                 backoff_db: float = 0.0, seed: int = 0, device: str | None = None,
+                 frames_per_call: int = 64) -> None:
         base = dataclasses.replace(base_config or LinkConfig(), channel=channel, seed=seed)
         if base.num_tx_ant != 1 or base.num_rx_ant != 1:
-            raise ConfigError("the separation baselines are calibrated for SISO links")
-        self.codec = codec
-        self.method = f"{codec}+ldpc"
+            raise ConfigError("link adaptation is calibrated for SISO links")
         self.channel = channel
         self.rho = float(rho)
         self.base_config = base
         self.target_bler = target_bler
         self.backoff_db = backoff_db
-        self.compact = compact
         self.device = device
         self.frames_per_call = frames_per_call
-        self.receiver = _Receiver(on_loss, fill)
         from sionna.phy import config as sionna_config
 
         sionna_config.seed = seed
@@ -696,6 +683,60 @@ class SeparationBaseline:
         frame = FrameFormat.from_config(mcs.link_config(self.base_config))
         return link_budget(shape, self.rho, frame, snr_db, mcs, ok)
 
+    @staticmethod
+    def empty_stream(n: int, budget: LinkBudget) -> tuple[np.ndarray, int]:
+        """Zeroed bit stream of whole frames for ``n`` images, and the frame count."""
+        frame = budget.frame
+        per_block, cws = frame.payload_bits_per_block, frame.codewords_per_frame
+        num_blocks = max(1, math.ceil(n * budget.payload_bits / per_block))
+        num_frames = math.ceil(num_blocks / cws)
+        return np.zeros(num_frames * cws * per_block, dtype=np.uint8), num_frames
+
+    def transmit(self, stream: np.ndarray, budget: LinkBudget, anything: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Send the bit stream; returns received bits and per-block CRC flags."""
+        frame = budget.frame
+        cws, per_block = frame.codewords_per_frame, frame.payload_bits_per_block
+        payload = torch.from_numpy(stream.astype(np.float32)).reshape(-1, cws, per_block)
+        if not anything:  # nothing fitted: nothing goes on the air
+            return stream, np.zeros(payload.shape[0] * cws, dtype=bool)
+        link = self.link(budget.mcs)
+        bits_hat, ok = [], []
+        with torch.no_grad():
+            for s in range(0, payload.shape[0], self.frames_per_call):
+                chunk = payload[s:s + self.frames_per_call].to(link.device)
+                res = link(batch_size=chunk.shape[0], snr_db=float(budget.snr_db),
+                           payload=chunk)
+                bits_hat.append(res.bits_hat.reshape(-1).round().to("cpu", torch.uint8))
+                ok.append(res.block_ok.reshape(-1).to("cpu"))
+        return torch.cat(bits_hat).numpy(), torch.cat(ok).numpy().astype(bool)
+
+
+class SeparationBaseline(AdaptiveLink):
+    """``codec`` + 5G LDPC/QAM/OFDM over gsc_phy, at bandwidth ratio ``rho``.
+
+    :param codec: ``"jpeg"``, ``"webp"`` or ``"avif"``.
+    :param on_loss: ``"blank"`` or ``"previous"`` (see the module notes).
+    :param fill: Blank image: a gray level or a mean image [C, H, W].
+    :param compact: Leave out the codec header parts the receiver knows.
+    :param kwargs: :class:`AdaptiveLink` parameters (channel, rho, base_config, ...).
+
+    :input images: [N, C, H, W] in [0, 1] (C = 1 or 3).
+    :input snr_db: Average Es/N0 in dB.
+    :input mcs: Force an MCS (``Mcs`` or index) instead of link adaptation.
+    :output: :class:`BaselineResult`.
+    """
+
+    def __init__(self, codec: str = "webp", channel: str = "awgn", rho: float = 1 / 12, *,
+                 on_loss: str = "blank", fill: float | torch.Tensor = 0.5,
+                 compact: bool = True, **kwargs) -> None:
+        _check_codec(codec)
+        super().__init__(channel, rho, **kwargs)
+        self.codec = codec
+        self.method = f"{codec}+ldpc"
+        self.compact = compact
+        self.receiver = _Receiver(on_loss, fill)
+
     def __call__(self, images, snr_db: float, mcs: Mcs | int | None = None) -> BaselineResult:
         x = _as_batch(images)
         n = x.shape[0]
@@ -708,16 +749,12 @@ class SeparationBaseline:
 
         # one bit stream, image i in bits [i*region, (i+1)*region)
         per_block = frame.payload_bits_per_block
-        cws = frame.codewords_per_frame
-        total_bits = n * region
-        num_blocks = max(1, math.ceil(total_bits / per_block))
-        num_frames = math.ceil(num_blocks / cws)
-        stream = np.zeros(num_frames * cws * per_block, dtype=np.uint8)
+        stream, num_frames = self.empty_stream(n, budget)
         for i, enc in enumerate(encoded):
             if enc is not None:
                 b = bytes_to_bits(enc.data)
                 stream[i * region:i * region + b.size] = b
-        rx_bits, block_ok = self._transmit(stream, budget, any(e is not None for e in encoded))
+        rx_bits, block_ok = self.transmit(stream, budget, any(e is not None for e in encoded))
 
         records, out = [], []
         cu_per_bit = 1.0 / budget.bits_per_channel_use
@@ -748,25 +785,6 @@ class SeparationBaseline:
         cu_total = num_frames * frame.channel_uses_per_frame
         return BaselineResult(torch.stack(out), records, budget, num_frames, float(cu_total),
                               bandwidth_ratio(cu_total, *shape) / n)
-
-    def _transmit(self, stream: np.ndarray, budget: LinkBudget, anything: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Send the bit stream; returns received bits and per-block CRC flags."""
-        frame = budget.frame
-        cws, per_block = frame.codewords_per_frame, frame.payload_bits_per_block
-        payload = torch.from_numpy(stream.astype(np.float32)).reshape(-1, cws, per_block)
-        if not anything:  # nothing fitted: nothing goes on the air
-            return stream, np.zeros(payload.shape[0] * cws, dtype=bool)
-        link = self.link(budget.mcs)
-        bits_hat, ok = [], []
-        with torch.no_grad():
-            for s in range(0, payload.shape[0], self.frames_per_call):
-                chunk = payload[s:s + self.frames_per_call].to(link.device)
-                res = link(batch_size=chunk.shape[0], snr_db=float(budget.snr_db),
-                           payload=chunk)
-                bits_hat.append(res.bits_hat.reshape(-1).round().to("cpu", torch.uint8))
-                ok.append(res.block_ok.reshape(-1).to("cpu"))
-        return torch.cat(bits_hat).numpy(), torch.cat(ok).numpy().astype(bool)
 
 
 class CapacityBound:
