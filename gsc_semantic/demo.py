@@ -53,7 +53,8 @@ def write_report(evals: dict[str, dict], phy_rows: list[dict], out_dir: str,
              "uses per image (ρ = channel uses / C·H·W, pilots, guards and CP included). "
              "Es/N0 per complex symbol, AWGN, genie link adaptation. Feature distance is the "
              "EfficientNet-Lite2 feature distance (lower is better; not LPIPS). Lost or unsent "
-             "codec images show as mid-gray; gsc with no layer shows a sample of its prior. "
+             "codec images show the mean training image; gsc with no layer shows a sample "
+             "of its prior. "
              f"Total time {seconds:.0f} s.</p>"]
     for data, doc in evals.items():
         c = doc["config"]

@@ -12,6 +12,9 @@ scored with honest metrics:
 * ``delivered``: fraction of images that arrived (baselines: every block of the file passed
   its CRC; gsc: at least layer z1 arrived).
 
+A baseline image that is lost or does not fit shows the mean training image (the best
+guess without data); gsc with no layer shows a sample of its learned prior.
+
 Writes ``eval.json`` (``{"config", "snr_kind", "versions", "rows": [...]}``), one curve
 figure per ratio and image grids (original, then each method) per ratio and SNR.
 """
@@ -51,15 +54,26 @@ def load_eval_images(data: str, num_images: int, seed: int = 0) -> torch.Tensor:
     return torch.stack([ds[int(i)]["image"] for i in sorted(idx)])
 
 
-def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: int):
+def mean_image(data: str, num: int = 512, seed: int = 0) -> torch.Tensor:
+    """Mean of ``num`` training images: what a baseline receiver shows for a lost image
+    (the best guess without data, a stronger baseline than mid-gray)."""
+    from .data import load_dataset
+
+    ds = load_dataset(data, "train", seed=seed)
+    idx = np.random.default_rng(seed + 1).permutation(len(ds))[:num]
+    return torch.stack([ds[int(i)]["image"] for i in idx]).mean(0)
+
+
+def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: int,
+                 fill: torch.Tensor):
     from .baselines import CapacityBound, SeparationBaseline
     from .semantic_link import SemanticLink
 
     if name == "gsc":
         return SemanticLink(codec, channel, rho, steps=steps, seed=seed)
     if name == "capacity":
-        return CapacityBound(channel=channel, rho=rho)
-    return SeparationBaseline(name, channel, rho, seed=seed)
+        return CapacityBound(channel=channel, rho=rho, fill=fill)
+    return SeparationBaseline(name, channel, rho, seed=seed, fill=fill)
 
 
 class _Scorer:
@@ -91,11 +105,13 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
     images = load_eval_images(data, num_images, seed)
     codec = SemanticCodec.from_pretrained(data) if "gsc" in methods else None
     scorer = _Scorer(data)
+    fill = mean_image(data, seed=seed)
     rows, grids = [], {}
     total = len(ratios) * len(snrs) * len(methods)
     with tqdm(total=total, desc=f"gsc eval {data}", disable=not progress) as bar:
         for rho in ratios:
-            runners = {m: _make_method(m, channel, rho, codec, steps, seed) for m in methods}
+            runners = {m: _make_method(m, channel, rho, codec, steps, seed, fill)
+                       for m in methods}
             for snr in snrs:
                 for m, run in runners.items():
                     t0 = time.perf_counter()
