@@ -387,3 +387,24 @@ def loopback(**o) -> None:
         f"{(sps or 0) / 1e6:.2f} Msamples/s"
     )
     click.echo(f"wrote {os.path.join(o['out_dir'], 'loopback.json')}")
+
+
+def _run_loopback_point(o: dict, seed: int) -> list[dict]:
+    """One sweep point of ``gsc loopback`` -> one row (its loopback.json summary)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gsc-sweep-lb-") as tmp:
+        r = run_loopback(**(o | {"seed": seed, "out_dir": tmp}))
+    row = {k: v for k, v in r.items() if not isinstance(v, dict | list)}
+    row["snr_db"] = r["config"]["snr_db"]
+    row.update({f"lost_{k}": v for k, v in r["frames_lost"].items()})
+    return [row]
+
+
+def sweep_runner():
+    """``gsc loopback`` as a ``gsc sweep`` runner (a point = one streaming run)."""
+    from .sweep.runners import ReportSpec, Runner
+
+    return Runner.from_click(
+        "loopback", loopback, _run_loopback_point,
+        report=ReportSpec(x="snr_db", y=("bler", "delivery"), x_param="snr"))

@@ -211,3 +211,22 @@ def eval_command(data, channel, snr, ratios, methods, num_images, steps, seed, o
                    f"perc {row['perceptual']:.3f}  cons {row['consistency']:.2f}  "
                    f"delivered {row['delivered']:.2f}")
     click.echo(f"wrote {os.path.join(out_dir, 'eval.json')}")
+
+
+def _run_eval_point(o: dict, seed: int) -> list[dict]:
+    """One sweep point of ``gsc eval`` (its options, a seed) -> the eval rows."""
+    methods = [m.strip() for m in o["methods"].split(",") if m.strip()]
+    doc = evaluate(o["data"], o["channel"], parse_snr_range(o["snr"]),
+                   _parse_ratios(o["ratios"]), methods, o["num_images"], o["steps"], seed,
+                   out_dir=None, progress=False)
+    return [r | {"snr_kind": doc["snr_kind"]} for r in doc["rows"]]
+
+
+def sweep_runner():
+    """``gsc eval`` as a ``gsc sweep`` runner (a point = one data/channel/ratio/SNR set)."""
+    from gsc_phy.sweep.runners import ReportSpec, Runner
+
+    return Runner.from_click(
+        "eval", eval_command, _run_eval_point,
+        report=ReportSpec(x="snr_db", y=("psnr", "ms_ssim", "perceptual", "consistency"),
+                          x_label="{snr_kind} [dB]", x_param="snr"))

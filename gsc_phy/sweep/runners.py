@@ -222,6 +222,8 @@ def link_runner() -> Runner:
 #: runner name -> Runner, or "module:attribute" of a Runner / a function returning one
 RUNNERS: dict[str, Runner | str] = {
     "link": "gsc_phy.sweep.runners:link_runner",
+    "eval": "gsc_semantic.evaluate:sweep_runner",
+    "loopback": "gsc_phy.loopback:sweep_runner",
 }
 
 
