@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "sweep": "gsc_phy.sweep.commands:sweep",
     "report": "gsc_phy.sweep.commands:report",
     "eval": "gsc_semantic.evaluate:eval_command",
+    "train": "gsc_semantic.train:train",
     "train-classifier": "gsc_semantic.classifier:train_classifier",
 }
 
