@@ -36,7 +36,7 @@ __all__ = ["sweep", "report"]
 def sweep(sweep_file: str, out_dir: str | None, ray_address: str | None, workers: int | None,
           cpus_per_point: float | None, gpus_per_point: float | None, ship_code: bool,
           no_ray: bool, dry_run: bool, quiet: bool) -> None:
-    """Run the grid of a sweep file (gsc link runs) on Ray; results stream into OUT/results.jsonl.
+    """Run a sweep file's grid (gsc link, eval or loopback points) on Ray into OUT.
 
     Re-running the same command skips the points already stored; a point whose worker
     dies is retried. Draw the results with `gsc report OUT`.
