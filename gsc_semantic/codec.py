@@ -425,7 +425,9 @@ def _rebuild_hint(path: str) -> str:
         except (OSError, ValueError, AttributeError):
             cmd = None
     if cmd is None:
-        cmd = _rebuild_command(name if name in PRESETS else "NAME", path)
+        if name not in PRESETS:
+            return f"no rebuild command is recorded for {name!r} in {MANIFEST_NAME}"
+        cmd = _rebuild_command(name, path)
     return f"rebuild it with `{cmd}`"
 
 

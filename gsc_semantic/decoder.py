@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -338,7 +339,9 @@ class ConditionalDiffusionDecoder(nn.Module):
             return self.from_model_space(x_det)
         emb = self.cond_mlp(cond)
         sched = self.make_scheduler(sampler)
-        sched.set_timesteps(steps, device=cond.device)
+        with warnings.catch_warnings():  # numpy-2 __array__ notice inside diffusers
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sched.set_timesteps(steps, device=cond.device)
         noise = torch.randn(x_det.shape, generator=generator).to(cond.device)
         timesteps = sched.timesteps
         if strength < 1.0:

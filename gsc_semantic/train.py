@@ -38,7 +38,7 @@ import click
 import torch
 
 from gsc_semantic.codec import PRESETS, CodecConfig, SemanticCodec, checkpoints_root, write_manifest
-from gsc_semantic.decoder import DecoderConfig
+from gsc_semantic.decoder import CheckpointError, DecoderConfig
 from gsc_semantic.quantizer import LayeredQuantizer, LayerSpec, bsc_llr, flip_bits
 
 __all__ = ["train_codec", "channel_augment", "sample_erasures", "sample_ber", "tiny_config",
@@ -364,10 +364,13 @@ def train(data: str, steps: int, batch: int, seed: int, out: str | None, device:
            + f" --out {out}")
     if tiny and init:
         raise click.BadParameter("--tiny and --init exclude each other")
-    train_codec(data, steps=steps, batch=batch, seed=seed, out=out, device=device, lr=lr,
-                max_minutes=max_minutes, save_every=save_every, eval_every=eval_every,
-                threads=threads, config=tiny_config(data) if tiny else None, init=init,
-                command=cmd)
+    try:
+        train_codec(data, steps=steps, batch=batch, seed=seed, out=out, device=device, lr=lr,
+                    max_minutes=max_minutes, save_every=save_every, eval_every=eval_every,
+                    threads=threads, config=tiny_config(data) if tiny else None, init=init,
+                    command=cmd)
+    except (CheckpointError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
     click.echo(f"wrote {out}")
 
 

@@ -293,8 +293,15 @@ def _test_images(name: str, n: int) -> torch.Tensor:
     return torch.stack([ds[i * step]["image"] for i in range(n)])
 
 
-def _mse(x, y):
-    return float((x - y).pow(2).mean())
+def _psnr(x, y) -> float:
+    return float(psnr(x, y).mean())
+
+
+@pytest.fixture(scope="module")
+def effnet_distance():
+    from gsc_semantic.metrics import EffNetPerceptualDistance
+
+    return EffNetPerceptualDistance()
 
 
 @pytest.fixture(scope="module", params=sorted(PRESETS))
@@ -305,33 +312,43 @@ def shipped(request):
     return name, codec, x, codec.encode(x)
 
 
-def test_shipped_degrades_gracefully_with_erasures(shipped):
+def test_shipped_degrades_gracefully_with_erasures(shipped, effnet_distance):
+    """Mean PSNR falls as trailing layers are lost (0.3 dB tolerance per step), all layers
+    are clearly better than z1 alone, and z1 alone is semantically closer than nothing."""
     name, codec, x, lb = shipped
     L = codec.num_layers
     det, gen = [], []
     for kept in range(L, 0, -1):
         mask = erasure_mask_from_prefix(len(x), L, kept)
-        det.append(_mse(x, codec.decode(lb, mask, sampler="mse")))
-        gen.append(_mse(x, codec.decode(lb, mask, steps=8, seed=0)))
-    # more layers lost -> worse (each step may be flat within 10 %), all layers >> z1 only
+        det.append(_psnr(x, codec.decode(lb, mask, sampler="mse")))
+        gen.append(_psnr(x, codec.decode(lb, mask, steps=8, seed=0)))
     for series in (det, gen):
-        assert all(b >= 0.9 * a for a, b in itertools.pairwise(series)), (name, series)
-        assert series[-1] > 1.6 * series[0], (name, series)
+        assert all(b <= a + 0.3 for a, b in itertools.pairwise(series)), (name, series)
+        assert series[0] > series[-1] + 2.0, (name, series)
+    assert det[0] > gen[0]                     # the MSE head is the PSNR-optimal output
+    z1 = codec.decode(lb, erasure_mask_from_prefix(len(x), L, 1), sampler="mse")
     nothing = codec.decode(lb, torch.ones(len(x), L, dtype=torch.bool), sampler="mse")
-    assert _mse(x, nothing) > det[-1]                               # z1 alone carries meaning
+    with torch.no_grad():
+        d_z1 = float(effnet_distance(x, z1).mean())
+        d_none = float(effnet_distance(x, nothing).mean())
+    assert d_z1 < 0.97 * d_none, (name, d_z1, d_none)
 
 
 def test_shipped_degrades_gracefully_with_bit_errors(shipped):
+    """PSNR falls with the BER (0.3 dB tolerance per step), BER 1e-2 costs little, random
+    bits (BER 0.5) cost a lot, soft (LLR) decoding is never clearly worse than hard
+    decisions and better when the bits are pure noise."""
     name, codec, x, lb = shipped
     g = torch.Generator().manual_seed(0)
-    errs, soft = [], []
-    for ber in (0.0, 1e-3, 1e-2, 5e-2, 0.2):
+    hard, soft = [], []
+    for ber in (0.0, 1e-3, 1e-2, 5e-2, 0.2, 0.5):
         noisy = [flip_bits(t, ber, g) for t in lb.layers]
-        errs.append(_mse(x, codec.decode(noisy, sampler="mse")))
-        soft.append(_mse(x, codec.decode([bsc_llr(t, ber) for t in noisy], sampler="mse")))
-    assert all(b >= 0.9 * a for a, b in itertools.pairwise(errs)), (name, errs)
-    assert errs[-1] > 1.3 * errs[0], (name, errs)
-    assert errs[2] < 1.5 * errs[0], (name, errs)                   # BER 1e-2 costs little
-    assert soft[-1] <= 1.05 * errs[-1], (name, soft, errs)         # LLRs help at high BER
+        hard.append(_psnr(x, codec.decode(noisy, sampler="mse")))
+        soft.append(_psnr(x, codec.decode([bsc_llr(t, ber) for t in noisy], sampler="mse")))
+    assert all(b <= a + 0.3 for a, b in itertools.pairwise(hard)), (name, hard)
+    assert hard[2] > hard[0] - 1.0, (name, hard)                 # BER 1e-2 costs < 1 dB
+    assert hard[-1] < hard[0] - 3.0, (name, hard)                # the bits matter
+    assert all(s_ >= h - 0.3 for s_, h in zip(soft, hard, strict=True)), (name, soft, hard)
+    assert soft[-1] > hard[-1] + 0.5, (name, soft, hard)         # LLRs 0 -> prior mean
     y = codec.decode([flip_bits(t, 1e-2, g) for t in lb.layers], steps=8, seed=0)
-    assert float(psnr(x, y).mean()) > (14.0 if name == "fmnist" else 15.0)
+    assert _psnr(x, y) > (16.0 if name == "fmnist" else 15.0), name
