@@ -152,8 +152,8 @@ class DecoderWorker:
 
     # ------------------------------------------------------------------ plumbing
     def _open(self, ready_timeout_s: float) -> None:
-        self._rx = Puller(self.connect, bind=False, timeout_ms=200, hwm=64)
-        connected = _wait_connected(self._rx.socket, ready_timeout_s)
+        self._rx = _MonitoredPuller(self.connect, bind=False, timeout_ms=200, hwm=64)
+        connected = _wait_connected(self._rx, ready_timeout_s)
         if self.results_ep:
             self._res = Pusher(self.results_ep, bind=False, timeout_ms=2000, linger_ms=2000)
             self._send({"type": "ready", "worker": self.metrics.worker, "connected": connected,
@@ -278,19 +278,27 @@ class DecoderWorker:
             })
 
 
-def _wait_connected(sock: zmq.Socket, timeout_s: float) -> bool:
-    """Wait until ``sock`` has connected to its peer (socket monitor), up to ``timeout_s``."""
-    mon = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+class _MonitoredPuller(Puller):
+    """A :class:`Puller` whose connection monitor is attached *before* it connects, so the
+    CONNECTED event cannot fire unseen."""
+
+    def _setup(self, sock: zmq.Socket) -> None:
+        super()._setup(sock)
+        self.monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+
+
+def _wait_connected(rx: _MonitoredPuller, timeout_s: float) -> bool:
+    """Wait until ``rx`` has connected to its peer (socket monitor), up to ``timeout_s``."""
     try:
         poller = zmq.Poller()
-        poller.register(mon, zmq.POLLIN)
+        poller.register(rx.monitor, zmq.POLLIN)
         if poller.poll(int(timeout_s * 1000)):
-            mon.recv_multipart()
+            rx.monitor.recv_multipart()
             return True
         return False
     finally:
-        sock.disable_monitor()
-        mon.close(linger=0)
+        rx.socket.disable_monitor()
+        rx.monitor.close(linger=0)
 
 
 def _worker_main(kwargs: dict, ready_timeout_s: float) -> None:
