@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .metrics import to_rgb
+
 __all__ = [
     "FOUNDATION_ENCODERS",
     "FoundationError",
@@ -79,14 +81,6 @@ def _check_path(path: str | None, what: str) -> str:
     return path
 
 
-def _to_rgb(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[1] == 1:
-        return x.expand(-1, 3, -1, -1)
-    if x.shape[1] != 3:
-        raise ValueError(f"expected 1 or 3 channels, got {x.shape[1]}")
-    return x
-
-
 def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None or tuple(x.shape[-2:]) == (size, size):
         return x
@@ -125,7 +119,7 @@ class FeatureBackbone(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = _resize(_to_rgb(images.float()), self.input_size)
+        x = _resize(to_rgb(images.float()), self.input_size)
         return self.extract(x).float()
 
 

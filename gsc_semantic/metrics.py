@@ -209,7 +209,8 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size:
     return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(1)
 
 
-def _to_rgb(x: torch.Tensor) -> torch.Tensor:
+def to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """[N, 1|3, H, W] -> [N, 3, H, W] (grayscale replicated)."""
     if x.shape[1] == 1:
         return x.expand(-1, 3, -1, -1)
     if x.shape[1] != 3:
@@ -279,7 +280,7 @@ class EffNetPerceptualDistance(nn.Module):
         self.name = f"EfficientNet-{self.net.variant.capitalize()} feature distance"
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = _to_rgb(x.float().to(_device_of(self.net)))
+        x = to_rgb(x.float().to(_device_of(self.net)))
         h, w = x.shape[-2:]
         if min(h, w) < self.min_side:
             s = self.min_side / min(h, w)
@@ -404,7 +405,7 @@ class FrechetEffNetDistance:
         """Pooled features ``[N, 1280]`` (float64 numpy) of ``[N, C, H, W]`` images in [0, 1]."""
         out = []
         for i in range(0, images.shape[0], self.batch_size):
-            x = _to_rgb(images[i:i + self.batch_size].float().to(_device_of(self.net)))
+            x = to_rgb(images[i:i + self.batch_size].float().to(_device_of(self.net)))
             x = _resize(x, (self.input_size, self.input_size))
             out.append(self.net.features(x, stages=()).pooled.double().cpu().numpy())
         return np.concatenate(out)

@@ -425,14 +425,7 @@ class RadioProfile:
         if self.kind == "sigmf":
             data.pop("samp_rate_hz")
             data.pop("center_freq_hz")
-        for key, value in overrides.items():
-            node = data
-            parts = key.split(".")
-            for p in parts[:-1]:
-                node = node.setdefault(p, {})
-                if not isinstance(node, dict):
-                    raise ProfileError(f"profile {self.name}: cannot override {key}")
-            node[parts[-1]] = value
+        _apply_overrides(data, overrides, self.name)
         return parse_profile(data, self.source or self.name)
 
     def summary(self) -> list[str]:
@@ -803,12 +796,17 @@ def load_profile(spec: str, overrides: Mapping[str, Any] | None = None) -> Radio
         if not isinstance(data, dict):
             return parse_profile(data, source)
         data = copy.deepcopy(data)
-        for key, value in overrides.items():
-            node = data
-            parts = key.split(".")
-            for p in parts[:-1]:
-                node = node.setdefault(p, {})
-                if not isinstance(node, dict):
-                    raise ProfileError(f"cannot override {key} in profile {spec}")
-            node[parts[-1]] = value
+        _apply_overrides(data, overrides, spec)
     return parse_profile(data, source)
+
+
+def _apply_overrides(data: dict, overrides: Mapping[str, Any], name: str) -> None:
+    """Set dotted keys (``"rx.gain_db"``) of a profile mapping in place."""
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ProfileError(f"cannot override {key} in profile {name}")
+        node[parts[-1]] = value
