@@ -25,15 +25,17 @@ b'hi'
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from dataclasses import dataclass
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-__all__ = ["KeyPair", "generate_keypair", "load_keypair", "CurveServer", "secure_client",
-           "require_curve"]
+__all__ = ["KeyPair", "CurveConfig", "generate_keypair", "load_keypair", "CurveServer",
+           "secure_client", "secure_server_socket", "release_server_socket", "require_curve"]
 
 
 @dataclass(frozen=True)
@@ -104,16 +106,21 @@ class CurveServer:
         if not os.path.isdir(authorized_dir):
             raise ValueError(f"authorised-keys directory {authorized_dir} not found")
         self.public, self._secret = load_keypair(secret_path)
-        self._auth = ThreadAuthenticator(context)
+        self._ctx = context
         self._dir = authorized_dir
+        self._domain: str | None = None
 
     def start(self) -> CurveServer:
-        self._auth.start()
-        self._auth.configure_curve(domain="*", location=self._dir)
+        """Start (or share) the context's ZAP authenticator for this directory."""
+        if self._domain is None:
+            self._domain = _AUTHENTICATORS.acquire(self._ctx, self._dir)
         return self
 
     def stop(self) -> None:
-        self._auth.stop()
+        """Release the authenticator (its thread stops with its last user)."""
+        if self._domain is not None:
+            _AUTHENTICATORS.release(self._ctx, self._domain)
+            self._domain = None
 
     def __enter__(self) -> CurveServer:
         return self.start()
@@ -122,7 +129,10 @@ class CurveServer:
         self.stop()
 
     def secure(self, sock: zmq.Socket) -> zmq.Socket:
-        """Make ``sock`` a CURVE server with this key pair."""
+        """Make ``sock`` a CURVE server with this key pair (after :meth:`start`)."""
+        if self._domain is None:
+            raise RuntimeError("CurveServer.secure before start(): no authenticator runs")
+        sock.zap_domain = self._domain.encode()
         sock.curve_secretkey = self._secret
         sock.curve_publickey = self.public
         sock.curve_server = True
@@ -137,3 +147,112 @@ def secure_client(sock: zmq.Socket, secret_path: str, server_public_path: str) -
     sock.curve_publickey = public
     sock.curve_serverkey = _load_public(server_public_path)
     return sock
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """CurveZMQ keys of one bridge transport (``curve=`` of :class:`bridge.transport.Pusher`...).
+
+    A *server* (the side that binds, usually) gives its own secret certificate and the
+    directory of authorised clients' public certificates; a *client* gives its own secret
+    certificate and the server's public certificate. Exactly one of ``authorized_dir`` and
+    ``server_public_path`` is set.
+
+    :param secret_path: This side's ``NAME.key_secret`` (``gsc keys generate``).
+    :param authorized_dir: Server: directory of authorised ``*.key`` files (read at start).
+    :param server_public_path: Client: the server's ``NAME.key`` file.
+
+    >>> CurveConfig("k/server.key_secret", authorized_dir="k/clients").is_server
+    True
+    >>> CurveConfig("k/c.key_secret")
+    Traceback (most recent call last):
+    ...
+    ValueError: CurveConfig needs authorized_dir (server) or server_public_path (client)
+    """
+
+    secret_path: str
+    authorized_dir: str | None = None
+    server_public_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.authorized_dir is None) == (self.server_public_path is None):
+            raise ValueError(
+                "CurveConfig needs authorized_dir (server) or server_public_path (client)"
+            )
+
+    @property
+    def is_server(self) -> bool:
+        """Whether these are server keys (an authorised-clients directory is set)."""
+        return self.authorized_dir is not None
+
+
+class _SharedAuthenticators:
+    """One ZAP authenticator thread per context, shared by its CURVE server sockets.
+
+    ZeroMQ allows one ZAP handler per context; each authorised-keys directory gets its own
+    ZAP domain in it. The thread stops when the last socket using it is released.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_ctx: dict[zmq.Context, tuple[ThreadAuthenticator, dict[str, int]]] = {}
+
+    def acquire(self, context: zmq.Context, authorized_dir: str) -> str:
+        """Start (or reuse) the context's authenticator; the ZAP domain for ``authorized_dir``."""
+        location = os.path.realpath(authorized_dir)
+        domain = "gsc-" + hashlib.sha256(location.encode()).hexdigest()[:16]
+        with self._lock:
+            entry = self._by_ctx.get(context)
+            if entry is None:
+                auth = ThreadAuthenticator(context)
+                auth.start()
+                entry = self._by_ctx[context] = (auth, {})
+            auth, users = entry
+            if domain not in users:
+                auth.configure_curve(domain=domain, location=location)
+            users[domain] = users.get(domain, 0) + 1
+        return domain
+
+    def release(self, context: zmq.Context, domain: str) -> None:
+        """Drop one user of ``domain``; stop the thread when the context has none left."""
+        with self._lock:
+            entry = self._by_ctx.get(context)
+            if entry is None or domain not in entry[1]:
+                return
+            auth, users = entry
+            users[domain] -= 1
+            if users[domain] == 0:
+                del users[domain]
+            if not users:
+                del self._by_ctx[context]
+                auth.stop()
+
+
+_AUTHENTICATORS = _SharedAuthenticators()
+
+
+def secure_server_socket(sock: zmq.Socket, context: zmq.Context, curve: CurveConfig) -> str:
+    """Make ``sock`` a CURVE server admitting only ``curve.authorized_dir``'s keys.
+
+    Call before bind/connect; returns the ZAP domain to pass to
+    :func:`release_server_socket` once the socket is closed.
+
+    :raises ValueError: missing or unreadable key files or directory (one line).
+    """
+    require_curve()
+    if not curve.is_server:
+        raise ValueError("server sockets need CurveConfig(authorized_dir=...)")
+    if not os.path.isdir(curve.authorized_dir):
+        raise ValueError(f"authorised-keys directory {curve.authorized_dir} not found")
+    public, secret = load_keypair(curve.secret_path)
+    domain = _AUTHENTICATORS.acquire(context, curve.authorized_dir)
+    sock.zap_domain = domain.encode()
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_server = True
+    return domain
+
+
+def release_server_socket(context: zmq.Context, domain: str) -> None:
+    """Undo :func:`secure_server_socket`'s hold on the context's authenticator."""
+    _AUTHENTICATORS.release(context, domain)

@@ -9,8 +9,11 @@ out as they are); receivers decode with :func:`bridge.wire.decode` by default, o
 because of what arrived.
 
 Safety: binding refuses anything but loopback (``127.0.0.0/8``, ``::1``, ``localhost``),
-``ipc://`` and ``inproc://`` unless ``allow_remote=True`` is passed. Defaults bind
-``tcp://127.0.0.1`` on a free port (see :attr:`Transport.endpoint`).
+``ipc://`` and ``inproc://``. Binding another address needs ``allow_remote=True`` *and*
+CurveZMQ server keys, ``curve=CurveConfig(secret_path, authorized_dir=DIR)`` (keys from
+``gsc keys generate``): only clients whose public key is in ``DIR`` get through. Clients of
+such a server pass ``curve=CurveConfig(own_secret, server_public_path=SERVER_KEY)``.
+Defaults bind ``tcp://127.0.0.1`` on a free port (see :attr:`Transport.endpoint`).
 
 Each transport wraps one socket and, like a ZeroMQ socket, belongs to one thread. Close it
 (or use ``with``) for a clean shutdown: senders linger up to ``linger_ms`` to flush.
@@ -36,9 +39,11 @@ from typing import Any
 import zmq
 
 from . import wire
+from .security import CurveConfig, release_server_socket, secure_client, secure_server_socket
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "CurveConfig",
     "TransportStats",
     "Transport",
     "Publisher",
@@ -56,40 +61,52 @@ _LOG_FIRST = 10
 _LOG_EVERY = 1000
 
 
-def check_bind_endpoint(endpoint: str, allow_remote: bool = False) -> None:
-    """Raise ``ValueError`` unless ``endpoint`` may be bound without ``allow_remote``.
+def check_bind_endpoint(endpoint: str, allow_remote: bool = False, secured: bool = False) -> None:
+    """Raise ``ValueError`` unless ``endpoint`` may be bound.
 
     Loopback TCP (``127.0.0.0/8``, ``::1``, ``localhost``), ``ipc://`` and ``inproc://``
-    are allowed; wildcards (``*``, ``0.0.0.0``), other addresses, interface names and
-    other transports need ``allow_remote=True``.
+    are always allowed; wildcards (``*``, ``0.0.0.0``), other addresses, interface names and
+    other transports need ``allow_remote=True`` and a CurveZMQ server (``secured=True``).
 
     >>> check_bind_endpoint("tcp://127.0.0.1:5555")
+    >>> check_bind_endpoint("tcp://*:5555", allow_remote=True, secured=True)
     >>> check_bind_endpoint("tcp://*:5555")
     Traceback (most recent call last):
     ...
     ValueError: refusing to bind non-loopback endpoint 'tcp://*:5555' (pass allow_remote=True)
     """
-    if allow_remote:
+    if _is_local(endpoint):
         return
-    scheme, sep, rest = endpoint.partition("://")
-    scheme = scheme.lower()
-    if sep and scheme in ("ipc", "inproc"):
-        return
-    ok = False
-    if sep and scheme == "tcp":
-        host = rest.rsplit(":", 1)[0] if ":" in rest else rest
-        host = host.strip("[]")
-        if host.lower() == "localhost":
-            ok = True
-        else:
-            try:
-                ok = ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                ok = False
-    if not ok:
+    if not allow_remote:
         raise ValueError(
             f"refusing to bind non-loopback endpoint {endpoint!r} (pass allow_remote=True)"
         )
+    if not secured:
+        raise ValueError(
+            f"binding non-loopback endpoint {endpoint!r} needs CurveZMQ: pass "
+            "curve=CurveConfig(SERVER.key_secret, authorized_dir=DIR) with keys from "
+            "'gsc keys generate'"
+        )
+
+
+def _is_local(endpoint: str) -> bool:
+    """Whether ``endpoint`` is loopback TCP, ``ipc://`` or ``inproc://``."""
+    scheme, sep, rest = endpoint.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        return False
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp":
+        return False
+    host = rest.rsplit(":", 1)[0] if ":" in rest else rest
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -142,7 +159,9 @@ class Transport:
         PUSH blocks).
     :param timeout_ms: Default send/receive timeout; ``-1`` waits forever.
     :param linger_ms: How long :meth:`close` waits to flush queued messages.
-    :param allow_remote: Allow binding a non-loopback endpoint.
+    :param allow_remote: Allow binding a non-loopback endpoint (needs ``curve`` server keys).
+    :param curve: CurveZMQ keys (:class:`~bridge.security.CurveConfig`): server keys make the
+        socket admit only authorised clients' keys, client keys authenticate to such a server.
     :param context: ZeroMQ context (default: the process-wide ``zmq.Context.instance()``;
         ``inproc://`` peers must share one).
 
@@ -161,16 +180,22 @@ class Transport:
         timeout_ms: int = 1000,
         linger_ms: int = 1000,
         allow_remote: bool = False,
+        curve: CurveConfig | None = None,
         context: zmq.Context | None = None,
     ):
         if bind:
-            check_bind_endpoint(endpoint, allow_remote)
+            check_bind_endpoint(endpoint, allow_remote, curve is not None and curve.is_server)
         self.timeout_ms = int(timeout_ms)
         self.linger_ms = int(linger_ms)
         self.stats = TransportStats()
         self._ctx = context if context is not None else zmq.Context.instance()
         self._sock = self._ctx.socket(socket_type)
+        self._zap_domain: str | None = None
         try:
+            if curve is not None and curve.is_server:
+                self._zap_domain = secure_server_socket(self._sock, self._ctx, curve)
+            elif curve is not None:
+                secure_client(self._sock, curve.secret_path, curve.server_public_path)
             self._sock.setsockopt(zmq.SNDHWM, int(hwm))
             self._sock.setsockopt(zmq.RCVHWM, int(hwm))
             self._sock.setsockopt(zmq.LINGER, self.linger_ms)
@@ -188,7 +213,13 @@ class Transport:
             self._endpoint = last.decode() if last else endpoint
         except BaseException:
             self._sock.close(linger=0)
+            self._release_zap()
             raise
+
+    def _release_zap(self) -> None:
+        if self._zap_domain is not None:
+            release_server_socket(self._ctx, self._zap_domain)
+            self._zap_domain = None
 
     def _setup(self, sock: zmq.Socket) -> None:
         """Hook for subclasses: socket options set before bind/connect."""
@@ -215,6 +246,7 @@ class Transport:
         """
         if not self._sock.closed:
             self._sock.close(linger=self.linger_ms if linger_ms is None else int(linger_ms))
+        self._release_zap()
 
     def __enter__(self) -> Transport:
         return self

@@ -74,6 +74,8 @@ FLAG_PACKED_BITS = 0x0001
 _KNOWN_FLAGS = FLAG_PACKED_BITS
 
 _CRC_START = 8  # the CRC covers bytes 8..end
+#: Largest product of the non-zero dimensions of an empty array (numpy's size limit is 2**63).
+_MAX_EMPTY_DIMS = 1 << 48
 _MAGIC_CRC = struct.Struct("<4sI")
 # version, kind, dtype, ndim, flags, layer, stream_id, length, seq, timestamp, then dims
 _FIELDS = "<BBBBHHIIQq"
@@ -187,6 +189,12 @@ for _code, _dt in _WIRE_DTYPES.items():
         _CODE_BY_DTYPE[_dt.newbyteorder(">")] = _code
         _CODE_BY_DTYPE[_dt.newbyteorder("=")] = _code
 _KIND_BY_VALUE = {int(k): k for k in PayloadKind}
+#: Codes of the dtypes whose bytes go out unchanged (little-endian or one byte): the fast path.
+_CODE_AS_IS = {
+    dt: code
+    for code, dt in _WIRE_DTYPES.items()
+    if code != DType.BYTES and dt.byteorder != ">" and dt.isnative
+}
 
 
 @dataclass(eq=False, slots=True)
@@ -276,6 +284,31 @@ def encode(frame: Frame) -> bytes:
     >>> msg[:4], len(msg)
     (b'GSCW', 40)
     """
+    payload = frame.payload
+    if type(payload) is np.ndarray and not frame.packed_bits:
+        # Fast path (the common case: a C-contiguous array of a wire dtype, shape 1..8-D):
+        # one header pack, the CRC over header and array buffer, one join; no copies before.
+        code = _CODE_AS_IS.get(payload.dtype)
+        shape = payload.shape
+        if code is not None and 0 < len(shape) <= MAX_NDIM and payload.flags.c_contiguous:
+            if frame.kind not in _KIND_BY_VALUE:
+                raise WireError(f"unknown payload kind {frame.kind!r}", "kind")
+            try:
+                tail = _TAIL[len(shape)].pack(
+                    VERSION, frame.kind, code, len(shape), 0, frame.layer, frame.stream_id,
+                    payload.nbytes, frame.seq, frame.timestamp_ns, *shape,
+                )
+            except (struct.error, TypeError) as e:
+                raise WireError(
+                    f"header field out of range or not an integer: {e}", "field"
+                ) from None
+            crc = zlib.crc32(payload, zlib.crc32(tail))
+            return b"".join((_MAGIC_CRC.pack(MAGIC, crc), tail, payload))
+    return _encode_general(frame)
+
+
+def _encode_general(frame: Frame) -> bytes:
+    """:func:`encode` for every payload: bytes, packed bits, conversions, 0-d arrays."""
     kind = frame.kind
     if kind not in _KIND_BY_VALUE:
         raise WireError(f"unknown payload kind {kind!r}", "kind")
@@ -392,6 +425,9 @@ def decode(buf: Any, *, copy: bool = False, max_payload: int = MAX_PAYLOAD) -> F
         payload = bytes(mv[start:])
     else:
         count = shape[0] if ndim == 1 else math.prod(shape)
+        if count == 0 and math.prod(d or 1 for d in shape) > _MAX_EMPTY_DIMS:
+            raise WireError(f"empty array shape {shape} has dimensions numpy cannot hold",
+                            "shape")
         if packed:
             if code not in (DType.U8, DType.BOOL):
                 raise WireError("packed bits need dtype u8 or bool", "dtype")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,13 +48,44 @@ def grc_files(everything: bool = False) -> list[str]:
     return sorted(glob.glob(pattern, recursive=everything))
 
 
+def _sort_connects(path: str) -> None:
+    """Sort each run of ``self.connect(...)`` lines of a generated flowgraph.
+
+    grcc orders connections by (source block, sink block) only; several connections between
+    the same two blocks (MIMO ports) come out in a different order from run to run. Sorting
+    them makes the generated file reproducible (the flowgraph is the same in any order).
+    """
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    out: list[str] = []
+    run: list[str] = []
+    for line in lines + [""]:
+        if line.lstrip().startswith("self.connect("):
+            run.append(line)
+            continue
+        out += sorted(run) + ([line] if line else [])
+        run = []
+    if out != lines:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.writelines(out)
+
+
 def compile_grc(paths: list[str], out_dir: str, grcc: str = "grcc") -> subprocess.CompletedProcess:
-    """Run ``grcc -o out_dir PATHS...`` once; returns the completed process (output captured)."""
+    """Run ``grcc -o out_dir PATHS...`` once; returns the completed process (output captured).
+    The generated files get their ``self.connect`` lines in a reproducible order."""
     exe = shutil.which(grcc)
     if exe is None:
         raise FileNotFoundError("grcc not found: install GNU Radio (apt-get install gnuradio)")
-    return subprocess.run([exe, "-o", out_dir, *paths], env=grc_env(), capture_output=True,
-                          text=True, timeout=600)
+    res = subprocess.run([exe, "-o", out_dir, *paths], env=grc_env(), capture_output=True,
+                         text=True, timeout=600)
+    if res.returncode == 0:
+        for path in paths:
+            with open(path, encoding="utf-8") as fh:
+                found = re.search(r"^\s+id: (\S+)$", fh.read(), re.M)
+            gen = os.path.join(out_dir, f"{found.group(1)}.py") if found else ""
+            if os.path.isfile(gen):
+                _sort_connects(gen)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,12 +29,15 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "gsc_semantic.demo:demo",
     "radio": "hardware.cli:radio",
     "loopback": "gsc_phy.loopback:loopback",
+    "tx": "gsc_phy.radio_link:tx",
+    "rx": "gsc_phy.radio_link:rx",
     "decoder": "gsc_phy.decoder_service:decoder",
     "sweep": "gsc_phy.sweep.commands:sweep",
     "report": "gsc_phy.sweep.commands:report",
     "eval": "gsc_semantic.evaluate:eval_command",
     "train": "gsc_semantic.train:train",
     "train-classifier": "gsc_semantic.classifier:train_classifier",
+    "scenario": "gsc_semantic.scenarios.cli:scenario",
 }
 
 

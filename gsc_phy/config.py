@@ -52,7 +52,7 @@ RIS_PHASES = ("random", "cophase", "optimized")
 
 def parse_mimo(text: str) -> tuple[int, int]:
     """Parse ``"NtxNr"`` (e.g. ``"2x2"``) into ``(num_tx_ant, num_rx_ant)``."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    m = re.fullmatch(r"\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*", text or "")
     if not m:
         raise ConfigError(f"--mimo must look like 2x2 (Nt x Nr), got {text!r}")
     nt, nr = int(m.group(1)), int(m.group(2))
@@ -76,7 +76,10 @@ def parse_snr_range(text: str) -> list[float]:
             start, stop, step = parts
             if step == 0 or not all(math.isfinite(p) for p in parts):
                 raise ConfigError(f"--snr step must be a finite non-zero number, got {text!r}")
-            n = math.floor((stop - start) / step + 1e-9) + 1
+            span = (stop - start) / step
+            if not math.isfinite(span) or span > 1000:  # check before building the list
+                raise ConfigError(f"--snr range {text!r} has too many points; 200 at most")
+            n = math.floor(span + 1e-9) + 1
             points = [round(start + i * step, 6) for i in range(max(n, 0))]
         else:
             points = [float(p) for p in text.split(",") if p.strip()]
@@ -272,14 +275,17 @@ class LinkConfig:
             raise ConfigError("pilot OFDM symbol indices must be within the 14-symbol slot")
         if self.estimator != "perfect" and not self.pilot_symbols:
             raise ConfigError(f"--estimator {self.estimator} needs pilot OFDM symbols")
-        if self.subcarrier_spacing_hz <= 0 or self.carrier_frequency_hz <= 0:
+        if not all(0 < v < math.inf for v in (self.subcarrier_spacing_hz,
+                                               self.carrier_frequency_hz)):
             raise ConfigError("subcarrier spacing and carrier frequency must be positive")
-        if self.delay_spread_s < 0 or self.speed_mps < 0:
-            raise ConfigError("delay spread and speed must be >= 0")
+        if not all(0 <= v < math.inf for v in (self.delay_spread_s, self.speed_mps)):
+            raise ConfigError("delay spread and speed must be finite and >= 0")
         if self.channel == "ris" or self.ris_elements:
             self._validate_ris()
         if not self.snr_db:
             raise ConfigError("the SNR range is empty")
+        if not all(-100 <= v <= 100 for v in self.snr_db):  # NaN fails too
+            raise ConfigError("SNR values must be finite and within +-100 dB")
         if self.batch_size < 1 or self.max_frames < 1 or self.target_errors < 1:
             raise ConfigError("--batch, --max-frames and --target-errors must be >= 1")
 

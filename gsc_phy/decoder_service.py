@@ -1,20 +1,24 @@
 """Decoder service of the GNU Radio streaming link: ``gsc decoder serve``.
 
-Workers connect (ZeroMQ PULL) to the RX flowgraph's PUSH endpoint and share its stream of RX
-frames (equalised symbols + noise variances, :mod:`flowgraphs.gsc_ofdm.messages`). Each worker
-batches what has arrived, demaps and LDPC-decodes it with gsc_phy
+Workers connect to the RX flowgraph's reliable work queue (:mod:`bridge.reliable`: credit,
+per-frame acknowledgements, frames of a dead worker resent to the others) and share its
+stream of RX frames (equalised symbols + noise variances, :mod:`flowgraphs.gsc_ofdm.messages`).
+Each worker batches what has arrived, demaps and LDPC-decodes it with gsc_phy
 (:class:`~gsc_phy.stream_decode.StreamCodec`), checks the masked CRC-24A, and
 
-* pushes one result per frame (``CONTROL`` JSON ``{"type": "result", "rx_seq", "ok",
-  "tx_seq", "payload_crc32", "evm_db", "snr_db", "cfo", "t_rx_ns", "t_done_ns",
+* pushes one result per frame (``CONTROL`` JSON ``{"type": "result", "rx_seq", "stream_id",
+  "ok", "tx_seq", "payload_crc32", "evm_db", "snr_db", "cfo", "t_rx_ns", "t_done_ns",
   "worker"}``) to ``--results`` when given (``tx_seq``: the frame number of loopback test
-  traffic, read from the payload; ``payload_crc32``: CRC-32 of the decoded payload);
+  traffic, read from the payload; ``payload_crc32``: CRC-32 of the decoded payload), and only
+  then acknowledges the frame to the queue (a worker killed in between gets the frame
+  decoded again elsewhere: the result side drops the duplicate by ``(stream_id, rx_seq)``);
 * counts and writes metrics (``OUT/decoder-wN.json``, merged into ``OUT/decoder.json``).
 
-Malformed, truncated, wrong-version, CRC-failing or wrong-grid messages are counted by cause
-and dropped with a log line; a worker never stops because of what arrived. Workers that stop
-and start again simply reconnect: the flowgraph keeps running (frames sent while no worker
-listens are counted by the RX block).
+Frames that are not RX frames of this grid are counted by cause, acknowledged and dropped with
+a log line; a worker never stops because of what arrived. Workers run as child processes
+that the service supervises: one that dies is started again (at most ``--max-restarts``
+times in all) under the same name, so the queue resends its unacknowledged frames at once;
+the service exits with code 1 when every worker has failed for good.
 
 .. code-block:: sh
 
@@ -36,14 +40,17 @@ from dataclasses import dataclass, field
 
 import click
 import numpy as np
-import zmq
 
-from bridge.transport import Puller, Pusher
+from bridge.reliable import ReliableConsumer
+from bridge.transport import Pusher
 from bridge.wire import Frame, PayloadKind, WireError
 from flowgraphs.gsc_ofdm.grid import grid_path
 from flowgraphs.gsc_ofdm.messages import parse_rx_frame
 
 __all__ = ["DecoderWorker", "WorkerMetrics", "serve", "merge_metrics", "decoder"]
+
+#: Seconds between a supervisor's checks of its worker processes.
+_SUPERVISE_S = 0.2
 
 logger = logging.getLogger("gsc.decoder")
 
@@ -101,7 +108,7 @@ def merge_metrics(parts: list[dict]) -> dict:
 class DecoderWorker:
     """One decoder worker (see the module docstring).
 
-    :param connect: Endpoint of the RX flowgraph's PUSH socket.
+    :param connect: Endpoint of the RX flowgraph's reliable work queue.
     :param grid: Grid JSON (path or shipped name) the flowgraph uses.
     :param results: Endpoint to push per-frame results to (``None``: none).
     :param worker: Worker index (in results and metric file names).
@@ -147,17 +154,16 @@ class DecoderWorker:
         self.loopback_traffic = loopback_traffic
         self.metrics = WorkerMetrics(worker=worker)
         self.stop_event = threading.Event()
-        self._rx: Puller | None = None
+        self._rx: ReliableConsumer | None = None
         self._res: Pusher | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def _open(self, ready_timeout_s: float) -> None:
-        self._rx = _MonitoredPuller(self.connect, bind=False, timeout_ms=200, hwm=64)
-        connected = _wait_connected(self._rx, ready_timeout_s)
+    def _open(self) -> None:
         if self.results_ep:
             self._res = Pusher(self.results_ep, bind=False, timeout_ms=2000, linger_ms=2000)
-            self._send({"type": "ready", "worker": self.metrics.worker, "connected": connected,
-                        "pid": os.getpid()})
+        self._rx = ReliableConsumer(self.connect, name=f"w{self.metrics.worker}",
+                                    credit=2 * self.batch_max)
+        self._send({"type": "ready", "worker": self.metrics.worker, "pid": os.getpid()})
 
     def _send(self, obj: dict) -> None:
         if self._res is not None:
@@ -166,7 +172,8 @@ class DecoderWorker:
     def close(self) -> dict:
         """Close the sockets, write the metrics file; returns the metrics."""
         if self._rx is not None:
-            self.metrics.dropped.update(self._rx.stats.dropped)
+            self.metrics.dropped.update({k[len("dropped_"):]: v for k, v in
+                                         self._rx.counters.items() if k.startswith("dropped_")})
             self._rx.close()
             self._rx = None
         m = self.metrics.as_dict()
@@ -188,13 +195,13 @@ class DecoderWorker:
                            self.metrics.worker, cause, detail, n)
 
     # ------------------------------------------------------------------ work
-    def run(self, ready_timeout_s: float = 30.0) -> dict:
+    def run(self) -> dict:
         """Serve until :attr:`stop_event` is set (or idle exit); returns the metrics."""
-        self._open(ready_timeout_s)
+        self._open()
         last = time.monotonic()
         try:
             while not self.stop_event.is_set():
-                f = self._rx.recv()
+                f = self._rx.get(timeout_s=0.2)
                 if f is None:
                     if self.idle_exit_s and time.monotonic() - last > self.idle_exit_s:
                         break
@@ -202,29 +209,20 @@ class DecoderWorker:
                 last = time.monotonic()
                 batch = [f]
                 while len(batch) < self.batch_max:
-                    g = self._rx.recv(timeout_ms=0)
+                    g = self._rx.get(timeout_s=0)
                     if g is None:
                         break
                     batch.append(g)
-                if self._handle(batch):
-                    break
+                self._handle(batch)
+                self._rx.ack(*batch)  # results are out: the queue may forget these
         finally:
             metrics = self.close()
         return metrics
 
-    def _handle(self, batch: list[Frame]) -> bool:
-        """Decode a batch of messages; True when a stop command arrived."""
-        frames, stop = [], False
+    def _handle(self, batch: list[Frame]) -> None:
+        """Decode a batch of work frames; count and drop those that are not RX frames."""
+        frames = []
         for f in batch:
-            if f.kind == PayloadKind.CONTROL:
-                try:
-                    cmd = f.json()
-                except WireError as e:
-                    self._drop(e.cause, str(e))
-                    continue
-                if isinstance(cmd, dict) and cmd.get("cmd") == "stop":
-                    stop = True
-                continue
             try:
                 frames.append(parse_rx_frame(f, self.shape, self.format_id))
             except WireError as e:
@@ -235,7 +233,6 @@ class DecoderWorker:
             except Exception:  # never die on a batch: count it, log it, go on
                 logger.exception("decoder worker %d: batch failed", self.metrics.worker)
                 self.metrics.dropped["decode_error"] += len(frames)
-        return stop
 
     def _decode(self, frames: list) -> None:
         from .stream_decode import payload_crc32, payload_seq
@@ -267,6 +264,7 @@ class DecoderWorker:
                 "type": "result",
                 "worker": m.worker,
                 "rx_seq": int(f.seq),
+                "stream_id": int(f.format_id),
                 "ok": [bool(v) for v in ok],
                 "tx_seq": payload_seq(bits) if (all_ok and self.loopback_traffic) else None,
                 "payload_crc32": payload_crc32(bits) if all_ok else None,
@@ -278,30 +276,7 @@ class DecoderWorker:
             })
 
 
-class _MonitoredPuller(Puller):
-    """A :class:`Puller` whose connection monitor is attached *before* it connects, so the
-    CONNECTED event cannot fire unseen."""
-
-    def _setup(self, sock: zmq.Socket) -> None:
-        super()._setup(sock)
-        self.monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
-
-
-def _wait_connected(rx: _MonitoredPuller, timeout_s: float) -> bool:
-    """Wait until ``rx`` has connected to its peer (socket monitor), up to ``timeout_s``."""
-    try:
-        poller = zmq.Poller()
-        poller.register(rx.monitor, zmq.POLLIN)
-        if poller.poll(int(timeout_s * 1000)):
-            rx.monitor.recv_multipart()
-            return True
-        return False
-    finally:
-        rx.socket.disable_monitor()
-        rx.monitor.close(linger=0)
-
-
-def _worker_main(kwargs: dict, ready_timeout_s: float) -> None:
+def _worker_main(kwargs: dict) -> None:
     """Entry point of a worker process: serve until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     w = DecoderWorker(**kwargs)
@@ -311,7 +286,7 @@ def _worker_main(kwargs: dict, ready_timeout_s: float) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    w.run(ready_timeout_s)
+    w.run()
 
 
 def serve(
@@ -323,37 +298,64 @@ def serve(
     batch_max: int = 16,
     device: str = "cpu",
     idle_exit_s: float = 0.0,
-    ready_timeout_s: float = 30.0,
     threads: int = 1,
+    max_restarts: int = 3,
 ) -> dict:
-    """Run ``workers`` decoder workers until SIGTERM/SIGINT (or idle exit); merged metrics.
+    """Run and supervise ``workers`` decoder worker processes until SIGTERM/SIGINT.
 
-    One worker runs in this process; more run as processes (``spawn``), all connected to
-    ``connect`` so the RX stream is shared among them (PUSH/PULL round robin).
+    Workers (``spawn``) connect to ``connect`` and share the RX stream. A worker that exits
+    with an error or a signal is started again under the same index while fewer than
+    ``max_restarts`` restarts have happened; one that exits cleanly (idle exit) is not.
+
+    :output: Merged metrics (:func:`merge_metrics`) plus ``worker_restarts`` and
+        ``workers_failed`` (workers that died with no restart left), also written to
+        ``OUT/decoder.json``.
     """
     base = dict(connect=connect, grid=grid, results=results, out_dir=out_dir,
                 batch_max=batch_max, device=device, idle_exit_s=idle_exit_s, threads=threads)
-    if workers <= 1:
-        _worker_main({**base, "worker": 0}, ready_timeout_s)
-        parts = [_read_worker_metrics(out_dir, 0)]
-    else:
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=({**base, "worker": i}, ready_timeout_s),
-                             daemon=False) for i in range(workers)]
-        for p in procs:
-            p.start()
+    ctx = mp.get_context("spawn")
+    stopping = threading.Event()
 
-        def _forward(signum, frame):  # noqa: ARG001
-            for p in procs:
-                if p.is_alive() and p.pid:
-                    os.kill(p.pid, signal.SIGTERM)
+    def _start(i: int):
+        p = ctx.Process(target=_worker_main, args=({**base, "worker": i},), daemon=False)
+        p.start()
+        return p
 
-        signal.signal(signal.SIGTERM, _forward)
-        signal.signal(signal.SIGINT, _forward)
-        for p in procs:
-            p.join()
-        parts = [_read_worker_metrics(out_dir, i) for i in range(workers)]
+    def _forward(signum, frame):  # noqa: ARG001 - signal handler signature
+        stopping.set()
+        for p in procs.values():
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+
+    old = {s: signal.signal(s, _forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    procs = {i: _start(i) for i in range(workers)}
+    restarts, failed = 0, []
+    try:
+        while procs:
+            time.sleep(_SUPERVISE_S)
+            for i, p in list(procs.items()):
+                if p.is_alive():
+                    continue
+                p.join()
+                del procs[i]
+                if stopping.is_set() or p.exitcode == 0:
+                    continue
+                if restarts < max_restarts:
+                    restarts += 1
+                    logger.warning("decoder worker %d died (exit code %s); restarting it "
+                                   "(%d/%d)", i, p.exitcode, restarts, max_restarts)
+                    procs[i] = _start(i)
+                else:
+                    failed.append(i)
+                    logger.error("decoder worker %d died (exit code %s); no restart left",
+                                 i, p.exitcode)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    parts = [_read_worker_metrics(out_dir, i) for i in range(workers)]
     merged = merge_metrics([p for p in parts if p])
+    merged["worker_restarts"] = restarts
+    merged["workers_failed"] = failed
     if out_dir:
         with open(os.path.join(out_dir, "decoder.json"), "w", encoding="utf-8") as fh:
             json.dump(merged, fh, indent=1)
@@ -391,9 +393,11 @@ def decoder() -> None:
               help="Stop after this many seconds without frames (0: run until stopped)")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch CPU threads per worker (0: torch's default)")
+@click.option("--max-restarts", type=int, default=3, show_default=True,
+              help="Worker processes restarted after dying, in all")
 @click.option("--seed", type=int, default=0, show_default=True, help="(decoding is deterministic)")
 def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit, threads,
-              seed) -> None:
+              max_restarts, seed) -> None:
     """Decode the RX stream of a flowgraph (demap, LDPC, CRC); write metrics; Ctrl-C stops."""
     from .config import ConfigError
 
@@ -404,13 +408,19 @@ def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit
         grid_path(grid)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if max_restarts < 0:
+        raise ConfigError("--max-restarts must be >= 0")
     os.makedirs(out_dir, exist_ok=True)
     m = serve(connect, workers, grid, results, out_dir, batch, device, idle_exit,
-              threads=threads)
+              threads=threads, max_restarts=max_restarts)
     click.echo(
-        f"decoded {m['frames']} frames ({m['frames_ok']} CRC ok), dropped {m['dropped_total']}; "
+        f"decoded {m['frames']} frames ({m['frames_ok']} CRC ok), dropped {m['dropped_total']}, "
+        f"{m['worker_restarts']} worker restart(s); "
         f"wrote {os.path.join(out_dir, 'decoder.json')}"
     )
+    if m["workers_failed"] and len(m["workers_failed"]) == workers:
+        click.echo(f"gsc: error: every decoder worker died ({m['workers_failed']})", err=True)
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -146,6 +146,8 @@ def config_from_grid(doc: dict[str, Any], **overrides: Any) -> LinkConfig:
     for name in ("guard_carriers", "pilot_symbols"):
         if name in kw:
             kw[name] = tuple(kw[name])
+    # RX antennas do not define the frame; enough of them to separate its streams
+    kw.setdefault("num_rx_ant", max(int(kw.get("num_tx_ant", 1)), int(kw.get("num_streams") or 1)))
     kw.update(overrides)
     return LinkConfig(**kw)
 
@@ -166,7 +168,8 @@ def write_grid_json(cfg: LinkConfig, path: str) -> dict[str, Any]:
 
 
 def shipped_grid_path(name: str = "default") -> str:
-    """Path of a grid JSON shipped in ``flowgraphs/gsc_ofdm/grids`` (``default``, ``16qam``)."""
+    """Path of a grid JSON shipped in ``flowgraphs/gsc_ofdm/grids`` (``default``, ``16qam``,
+    ``mimo2x2``)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return os.path.join(root, "flowgraphs", "gsc_ofdm", "grids", f"{name}.json")
 
@@ -175,6 +178,7 @@ def shipped_grid_path(name: str = "default") -> str:
 SHIPPED_GRIDS: dict[str, dict[str, Any]] = {
     "default": {"modulation": "qpsk"},
     "16qam": {"modulation": "16qam"},
+    "mimo2x2": {"num_tx_ant": 2, "num_rx_ant": 2},
 }
 
 

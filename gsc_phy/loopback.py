@@ -10,15 +10,22 @@ flowgraph receives and reports each frame back. At most ``--window`` frames are 
 At the end the flowgraph gets end-of-stream and drains, the workers are stopped, and
 ``OUT/loopback.json`` is written:
 
-``frames_sent``, ``frames_decoded``, ``delivery``, ``frames_lost`` (by cause: ``crc`` -
-detected but not decodable, ``not_detected`` - no burst found, ``rx_no_decoder`` - no decoder
-took it, ``decoder_dropped`` - rejected message, ``undetected_error`` - CRC passed on wrong
-bits), ``bler`` (codeword errors / codewords sent, lost frames included), ``evm_db``,
+``frames_sent``, ``frames_decoded``, ``delivery``, ``frames_lost`` (by cause, see
+:data:`LOSS_CAUSES`; ``frames_sent == frames_decoded + sum(frames_lost)`` always holds),
+``duplicates_suppressed`` (results of frames decoded twice after a worker died), ``bler``
+(codeword errors / codewords sent, lost frames included), ``evm_db``,
 ``latency_ms_p50``/``p99`` (send -> decoded), ``samples_per_s`` (complex samples through
 TX + channel + RX per second those three blocks were busy: what the flowgraph sustains
 when nothing waits for it), ``stream_samples_per_s`` (samples per second of the whole run,
 decoding and flow control included), plus config, versions, seed and the flowgraph's and
 decoder's own counters.
+
+The flowgraph hands received frames to the workers through a reliable queue
+(:mod:`bridge.reliable`): a worker that is killed loses nothing (the decoder service starts it
+again, the queue resends its unacknowledged frames; duplicates are dropped here by
+``(stream_id, rx_seq)``). Both children run in their own process groups: if one of them dies,
+the other is stopped, ``loopback.json`` is written with ``failed`` naming it, and the command
+ends with one line and exit code 1; Ctrl-C stops both groups, leaving no process behind.
 
 .. code-block:: sh
 
@@ -35,23 +42,46 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 
 import click
 import numpy as np
 
 from bridge.interpreters import find_radio_python
+from bridge.reliable import SeenFilter
 from bridge.transport import Puller, Pusher
 from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
 
 from .config import ConfigError, LinkConfig
 
-__all__ = ["run_loopback", "loopback", "radio_python_or_error", "ROOT"]
+__all__ = ["run_loopback", "loopback", "radio_python_or_error", "ROOT", "LOSS_CAUSES",
+           "ChildFailed"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_loopback_gen.py")
 CHANNELS = ("awgn", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e")
+RADIO_OPTIONS = ("radio", "sets", "record")  # gsc loopback --radio: gsc_phy.radio_link
+#: Why a sent frame was not decoded, in the order losses are attributed: ``late`` - decoded
+#: after ``--deadline-ms``; ``undetected_error`` - CRC passed on wrong bits; ``crc_failed`` -
+#: detected and decoded, CRC failed; ``queue_overflow`` - the RX block's queue (and spool)
+#: was full; ``decoder_absent`` - still queued when the flowgraph stopped with no decoder;
+#: ``decoder_dropped`` - rejected by a worker; ``result_lost`` - acknowledged by a worker but
+#: its result never arrived; ``aborted`` - in flight when a process failed; ``not_detected``
+#: - the rest: no burst found. Each count is capped by the frames left to explain.
+LOSS_CAUSES = ("late", "undetected_error", "crc_failed", "queue_overflow", "decoder_absent",
+               "decoder_dropped", "result_lost", "aborted", "not_detected")
+
+
+class ChildFailed(RuntimeError):
+    """A child process (the flowgraph or the decoder service) ended while it was needed.
+
+    :param process: ``flowgraph`` or ``decoder service``.
+    :param detail: Exit status and the last lines of its log.
+    """
+
+    def __init__(self, process: str, detail: str) -> None:
+        super().__init__(f"the {process} failed: {detail}")
+        self.process = process
 
 
 def radio_python_or_error() -> str:
@@ -73,18 +103,39 @@ def radio_python_or_error() -> str:
     return info["executable"]
 
 
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _terminate(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> int | None:
-    """SIGTERM ``proc`` (our own child), then SIGKILL if it does not exit in time."""
+    """Stop ``proc`` (our child, leader of its own process group) and everything in its group:
+    SIGTERM, then SIGKILL for what is left after ``timeout_s``."""
     if proc is None:
         return None
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        _killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+    _killpg(proc.pid, signal.SIGKILL)  # whatever the leader left behind in its group
     return proc.returncode
+
+
+def _exit_status(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+def _check_child(proc: subprocess.Popen | None, process: str, log: str) -> None:
+    """Raise :class:`ChildFailed` if ``proc`` has ended."""
+    if proc is not None and proc.poll() is not None:
+        tail = _tail(log, 3).replace("\n", " | ")
+        raise ChildFailed(process, f"pid {proc.pid}, {_exit_status(proc.returncode)}"
+                          + (f": {tail}" if tail else ""))
 
 
 def _tail(path: str, lines: int = 8) -> str:
@@ -119,9 +170,16 @@ def run_loopback(
     seed: int = 0,
     out_dir: str = "runs/loopback",
     timeout_s: float = 600.0,
+    deadline_ms: float | None = None,
     echo=None,
 ) -> dict:
-    """Run the streaming loopback (see the module docstring); returns the loopback.json dict."""
+    """Run the streaming loopback (see the module docstring); returns the loopback.json dict.
+
+    ``workers=0`` runs no decoder (every detected frame ends as ``decoder_absent`` or
+    ``queue_overflow``); ``deadline_ms``: a frame decoded later than this after it was sent
+    counts as ``late``. Raises :class:`ChildFailed` (after writing loopback.json with
+    ``failed``) when the flowgraph or the decoder service ends early.
+    """
     import torch
 
     from .grid_export import write_grid_json
@@ -129,8 +187,10 @@ def run_loopback(
     from .stream_decode import StreamCodec, loopback_payload, payload_crc32
 
     say = echo or (lambda msg: None)
-    if frames < 1 or workers < 1 or window < 1:
-        raise ConfigError("--frames, --workers and --window must be >= 1")
+    if frames < 1 or window < 1 or workers < 0:
+        raise ConfigError("--frames and --window must be >= 1, --workers >= 0")
+    if deadline_ms is not None and deadline_ms <= 0:
+        raise ConfigError("--deadline-ms must be > 0")
     if channel not in CHANNELS:
         raise ConfigError(f"--channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
     if delay < 0:
@@ -164,16 +224,28 @@ def run_loopback(
     t_send: dict[int, int] = {}
     res_list: list[dict] = []
     bye: list[dict] = []
+    seen = SeenFilter()
+    failure: ChildFailed | None = None
+    sent = 0
+    wall_s = 0.0
+    t_start = time.monotonic()
+
+    def take(obj: dict) -> None:  # one result per (stream, rx burst): duplicates dropped
+        if not seen.check(int(obj.get("stream_id", 0)), int(obj.get("rx_seq", -1))):
+            res_list.append(obj)
+
     try:
         results = Puller(res_ep, timeout_ms=200, hwm=100000)
         src = Pusher(tx_ep, timeout_ms=30000, hwm=window + 4)
         with open(dec_log, "w") as dlog:
-            dec = subprocess.Popen(
-                [sys.executable, "-m", "gsc_phy.decoder_service", "serve", "--connect", rx_ep,
-                 "--workers", str(workers), "--grid", grid_file, "--results", res_ep,
-                 "--out", dec_dir],
-                stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-            )
+            if workers:
+                dec = subprocess.Popen(
+                    [sys.executable, "-m", "gsc_phy.decoder_service", "serve", "--connect",
+                     rx_ep, "--workers", str(workers), "--grid", grid_file, "--results",
+                     res_ep, "--out", dec_dir],
+                    stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                    start_new_session=True,
+                )
         with open(radio_log, "w") as rlog:
             radio = subprocess.Popen(
                 [radio_py, FLOWGRAPH, "--grid", grid_file, "--tx-endpoint", tx_ep,
@@ -183,29 +255,30 @@ def run_loopback(
                  "--delay", repr(float(delay)), "--sfo-ppm", repr(float(sfo_ppm)),
                  "--seed", str(seed), "--stats-dir", os.path.abspath(radio_dir)],
                 stdout=rlog, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                start_new_session=True,
             )
         say(f"radio: {radio_py} flowgraphs/gsc_loopback_gen.py; decoder: {workers} worker(s)")
         # wait for every worker to be connected to the flowgraph's RX endpoint
         ready, t0 = 0, time.monotonic()
         while ready < workers:
-            if dec.poll() is not None:
-                raise ConfigError(f"the decoder service exited: {_tail(dec_log, 3)}")
-            if radio.poll() is not None:
-                raise ConfigError(f"the loopback flowgraph exited: {_tail(radio_log, 3)}")
+            _check_child(dec, "decoder service", dec_log)
+            _check_child(radio, "flowgraph", radio_log)
             if time.monotonic() - t0 > 180:
                 raise ConfigError("the decoder service did not come up within 180 s")
             msg = results.recv()
             if msg is not None and msg.kind == PayloadKind.CONTROL:
                 obj = msg.json()
                 ready += obj.get("type") == "ready"
-        # send numbered frames, at most `window` without an answer
-        sent = accounted = 0
+        say(f"sending {frames} frames")
+        # send numbered frames, at most `window` without an answer (all at once: no decoder)
+        window = window if workers else frames
+        accounted = 0
         last_progress = t_start = time.monotonic()
         batch = 64
         pending: list[tuple[int, np.ndarray]] = []
         while accounted < frames:
-            if radio.poll() is not None:
-                raise ConfigError(f"the loopback flowgraph exited: {_tail(radio_log, 3)}")
+            _check_child(radio, "flowgraph", radio_log)
+            _check_child(dec, "decoder service", dec_log)
             if time.monotonic() - t_start > timeout_s:
                 raise ConfigError(f"loopback timed out after {timeout_s:.0f} s")
             if sent < frames and sent - accounted < window:
@@ -217,20 +290,23 @@ def run_loopback(
                     pending = list(zip(seqs, x, strict=True))
                 seq, x = pending.pop(0)
                 t_send[seq] = time.time_ns()
-                if not src.send(tx_frame(x, seq, fid)):
-                    raise ConfigError("the flowgraph did not take frames for 30 s")
+                msg_tx, t_try = tx_frame(x, seq, fid), time.monotonic()
+                while not src.send(msg_tx, timeout_ms=500):  # a dead peer must not hang us
+                    _check_child(radio, "flowgraph", radio_log)
+                    if time.monotonic() - t_try > 30:
+                        raise ConfigError("the flowgraph did not take frames for 30 s")
                 sent += 1
                 continue
             msg = results.recv()
             now = time.monotonic()
             if msg is None:
-                if now - last_progress > 2.0 and accounted < sent:
+                if now - last_progress > (2.0 if workers else 0.0) and accounted < sent:
                     accounted += 1  # presume the oldest frame in flight lost
                     last_progress = now
                 continue
             obj = msg.json() if msg.kind == PayloadKind.CONTROL else {}
             if obj.get("type") == "result":
-                res_list.append(obj)
+                take(obj)
                 accounted += 1
                 last_progress = now
             elif obj.get("type") == "bye":
@@ -238,20 +314,30 @@ def run_loopback(
         t_sent_all = time.monotonic()
         src.send(eos_frame(sent))
         say(f"sent {sent} frames in {t_sent_all - t_start:.1f} s; draining the flowgraph")
-        try:
-            radio.wait(60)
-        except subprocess.TimeoutExpired:
-            _terminate(radio)
+        t_eos = time.monotonic()
+        while radio.poll() is None and time.monotonic() - t_eos < 60:  # RX drains its queue
+            _check_child(dec, "decoder service", dec_log)
+            msg = results.recv()
+            if msg is not None and msg.kind == PayloadKind.CONTROL:
+                obj = msg.json()
+                if obj.get("type") == "result":
+                    take(obj)
+        if radio.poll() not in (None, 0):
+            _check_child(radio, "flowgraph", radio_log)
+        _terminate(radio)
         rx_stats = _read_json(os.path.join(radio_dir, "rx.json"))
-        expected = rx_stats.get("frames_sent", len(res_list))
+        expected = rx_stats.get("frames_acked", len(res_list))
         t_quiet = time.monotonic()
         while len(res_list) < expected and time.monotonic() - t_quiet < 5.0:
             msg = results.recv()
             if msg is not None and msg.kind == PayloadKind.CONTROL:
                 obj = msg.json()
                 if obj.get("type") == "result":
-                    res_list.append(obj)
+                    take(obj)
                     t_quiet = time.monotonic()
+        wall_s = time.monotonic() - t_start
+    except ChildFailed as e:
+        failure = e
         wall_s = time.monotonic() - t_start
     finally:
         torch.set_num_threads(threads)
@@ -264,6 +350,8 @@ def run_loopback(
                     break
                 if msg.kind == PayloadKind.CONTROL and msg.json().get("type") == "bye":
                     bye.append(msg.json())
+                elif msg.kind == PayloadKind.CONTROL and msg.json().get("type") == "result":
+                    take(msg.json())
             results.close()
         if src is not None:
             src.close(linger_ms=0)
@@ -271,8 +359,9 @@ def run_loopback(
 
     # ---------------------------------------------------------------- metrics
     decoded: dict[int, dict] = {}
-    undetected = crc_fail = 0
+    undetected = crc_fail = late = twice = 0
     blocks_ok = 0
+    deadline_ns = None if deadline_ms is None else deadline_ms * 1e6
     for r in res_list:
         ok = r.get("ok") or []
         if not all(ok):
@@ -280,7 +369,10 @@ def run_loopback(
             blocks_ok += sum(bool(v) for v in ok)
             continue
         seq = r.get("tx_seq")
-        if seq is None or not 0 <= seq < frames or seq in decoded:
+        if seq in decoded:  # one frame detected as two bursts: counted once
+            twice += 1
+            continue
+        if seq is None or not 0 <= seq < sent:
             undetected += 1
             continue
         want = payload_crc32(loopback_payload(seq, seed, f.codewords_per_frame,
@@ -288,8 +380,13 @@ def run_loopback(
         if r.get("payload_crc32") != want:
             undetected += 1
             continue
-        decoded[seq] = r
         blocks_ok += len(ok)
+        if deadline_ns is not None and r["t_done_ns"] - t_send[seq] > deadline_ns:
+            late += 1
+            decoded[seq] = {}  # decoded, too late: not delivered
+            continue
+        decoded[seq] = r
+    decoded = {seq: r for seq, r in decoded.items() if r}
     tx_stats = _read_json(os.path.join(radio_dir, "tx.json"))
     ch_stats = _read_json(os.path.join(radio_dir, "channel.json"))
     rx_stats = _read_json(os.path.join(radio_dir, "rx.json"))
@@ -298,36 +395,55 @@ def run_loopback(
         from .decoder_service import merge_metrics
 
         dec_stats = merge_metrics([b.get("metrics", {}) for b in bye])
-    lost = frames - len(decoded)
-    causes: Counter = Counter()
-    causes["crc"] = crc_fail
-    causes["undetected_error"] = undetected
-    causes["rx_no_decoder"] = int(rx_stats.get("dropped_no_decoder", 0))
-    causes["decoder_dropped"] = int(dec_stats.get("dropped_total", 0) or 0)
-    causes["not_detected"] = max(0, lost - sum(causes.values()))
+    frames_sent = sent if failure else frames
+    lost = frames_sent - len(decoded)
+    acked = int(rx_stats.get("frames_acked", 0))
+    dec_dropped = int(dec_stats.get("dropped_total", 0) or 0)
+    measured = {
+        "late": late,
+        "undetected_error": undetected,
+        "crc_failed": crc_fail,
+        "queue_overflow": int(rx_stats.get("queue_overflow", 0)),
+        "decoder_absent": int(rx_stats.get("decoder_absent", 0)),
+        "decoder_dropped": dec_dropped,
+        "result_lost": max(0, acked - len(res_list) - dec_dropped),
+    }
+    causes: dict[str, int] = {}
+    left = lost
+    for cause in LOSS_CAUSES[:-2]:  # each capped by what is left to explain
+        causes[cause] = min(measured[cause], left)
+        left -= causes[cause]
+    causes["aborted"] = left if failure else 0
+    causes["not_detected"] = 0 if failure else left
     lat = np.array([(r["t_done_ns"] - t_send[s]) / 1e6 for s, r in decoded.items()])
     evm = [10 ** (r["evm_db"] / 10) for r in decoded.values() if r.get("evm_db") is not None]
     samples = int(ch_stats.get("samples_in", tx_stats.get("samples_out", 0)))
     busy = sum(float(s.get("busy_s") or 0.0) for s in (tx_stats, ch_stats, rx_stats))
     sps = samples / busy if busy > 0 else None
     active = float(rx_stats.get("active_s") or 0.0)
-    blocks_sent = frames * f.codewords_per_frame
+    blocks_sent = max(frames_sent, 1) * f.codewords_per_frame
     samp_rate = float(doc["fft_size"]) * float(doc["subcarrier_spacing_hz"])
     result = {
         "config": {
             "snr_db": snr_db, "channel": channel, "cfo_subcarriers": cfo, "sfo_ppm": sfo_ppm,
             "timing_offset_samples": delay, "delay_spread_ns": delay_spread_ns,
             "modulation": modulation, "k": k, "n": n, "workers": workers, "window": window,
-            "frames": frames, "grid_format_id": fid,
+            "frames": frames, "grid_format_id": fid, "deadline_ms": deadline_ms,
         },
         "snr_kind": "esno",
         "seed": seed,
         "versions": versions(),
-        "frames_sent": frames,
+        "frames_sent": frames_sent,
         "frames_decoded": len(decoded),
-        "delivery": len(decoded) / frames,
-        "frames_lost": dict(causes),
+        "delivery": len(decoded) / max(frames_sent, 1),
+        "frames_lost": causes,
         "frames_lost_total": lost,
+        "duplicates_suppressed": seen.duplicates,
+        "bursts_of_one_frame": twice,
+        "frames_requeued": int(rx_stats.get("queue_requeued", 0)),
+        "worker_restarts": int(dec_stats.get("worker_restarts", 0) or 0),
+        "failed": None if failure is None else {"process": failure.process,
+                                                "detail": str(failure)},
         "blocks": blocks_sent,
         "block_errors": blocks_sent - min(blocks_ok, blocks_sent),
         "bler": (blocks_sent - min(blocks_ok, blocks_sent)) / blocks_sent,
@@ -345,6 +461,8 @@ def run_loopback(
     }
     with open(os.path.join(out_dir, "loopback.json"), "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2)
+    if failure is not None:
+        raise failure
     return result
 
 
@@ -352,7 +470,8 @@ def run_loopback(
 @click.option("--snr", "snr_db", type=float, default=20.0, show_default=True,
               help="Es/N0 in dB (per RE)")
 @click.option("--frames", type=int, default=500, show_default=True)
-@click.option("--channel", default="awgn", show_default=True, help="awgn, tdl-a .. tdl-e")
+@click.option("--channel", default="awgn", show_default=True,
+              help="awgn, tdl-a .. tdl-e; cdl-a .. cdl-e and ris through the channel feed")
 @click.option("--cfo", type=float, default=0.1, show_default=True,
               help="Carrier frequency offset in subcarrier spacings")
 @click.option("--sfo", "sfo_ppm", type=float, default=10.0, show_default=True,
@@ -369,12 +488,43 @@ def run_loopback(
 @click.option("--window", type=int, default=16, show_default=True,
               help="Frames in flight without an answer")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True)
+@click.option("--deadline-ms", "deadline_ms", type=float, default=None,
+              help="Frames decoded later than this after sending count as lost (late)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="runs/loopback", show_default=True,
               type=click.Path(file_okay=False))
+@click.option("--radio", default=None, metavar="PROFILE",
+              help="Run through a radio profile's device flowgraphs instead of the channel "
+                   "emulator (zmq_impaired, b210, ...; see hardware/README.md)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="With --radio: override a profile value, repeatable")
+@click.option("--record", default=None, metavar="DIR/NAME",
+              help="With --radio: store the received IQ as a SigMF recording")
+@click.option("--mimo", default=None, metavar="2x2",
+              help="MIMO 2x2 streaming loopback (precoder, 2x2 channel, 2-antenna receiver)")
+@click.option("--precoder", default="identity", show_default=True,
+              help="With --mimo: identity or svd (eigen-beamforming, genie CSI, tdl-* only)")
+@click.option("--channel-feed", "channel_feed", is_flag=True,
+              help="Take the channel from gsc_phy's Sionna models over ZMQ (implied by "
+                   "--mimo, cdl-* and ris)")
 def loopback(**o) -> None:
     """Run the GNU Radio streaming loopback with the decoder service; writes OUT/loopback.json."""
-    r = run_loopback(echo=click.echo, **o)
+    from .loopback_mimo import feed_loopback_command
+
+    if feed_loopback_command(o, click.echo):
+        return
+    radio = {key: o.pop(key) for key in RADIO_OPTIONS}
+    if radio["radio"]:
+        from .radio_link import loopback_radio_command
+
+        loopback_radio_command(o, **radio)
+        return
+    try:
+        r = run_loopback(echo=click.echo, **o)
+    except ChildFailed as e:  # loopback.json is written, with "failed"
+        click.echo(f"gsc: error: {e} (summary: {os.path.join(o['out_dir'], 'loopback.json')})",
+                   err=True)
+        sys.exit(1)  # not bad input (2): a process failed
     lost = ", ".join(f"{k} {v}" for k, v in r["frames_lost"].items() if v) or "none"
     sps = r["samples_per_s"]
     evm = "n/a" if r["evm_db"] is None else f"{r['evm_db']:.1f} dB"
@@ -393,8 +543,12 @@ def _run_loopback_point(o: dict, seed: int) -> list[dict]:
     """One sweep point of ``gsc loopback`` -> one row (its loopback.json summary)."""
     import tempfile
 
+    from .loopback_mimo import run_from_options
+
+    o = {k: v for k, v in o.items() if k not in RADIO_OPTIONS}
     with tempfile.TemporaryDirectory(prefix="gsc-sweep-lb-") as tmp:
-        r = run_loopback(**(o | {"seed": seed, "out_dir": tmp}))
+        o = o | {"seed": seed, "out_dir": tmp}
+        r = run_from_options(o) or run_loopback(**o)  # --mimo / channel feed, else SISO
     row = {k: v for k, v in r.items() if not isinstance(v, dict | list)}
     row["snr_db"] = r["config"]["snr_db"]
     row.update({f"lost_{k}": v for k, v in r["frames_lost"].items()})

@@ -100,7 +100,9 @@ class StreamCodec:
     :param ldpc_iterations: Belief-propagation iterations (default ``cfg.ldpc_iterations``).
 
     ``encode(payload)`` -> (payload, x [B, S, Nd] complex64);
-    ``decode(x_hat, no_eff)`` -> :class:`DecodeResult`.
+    ``decode(x_hat, no_eff)`` -> :class:`DecodeResult`. With S > 1 streams (the ``mimo2x2``
+    grid) the streams are demapped together (coded bits stream-major, as the transmitter
+    maps them) and the EVM runs over the codeword symbols of all streams.
     """
 
     def __init__(
@@ -187,15 +189,14 @@ class StreamCodec:
         """EVM (dB) over the symbols that carry only codeword bits, for frames fully decoded."""
         f = self.frame
         b = x.shape[0]
-        if f.num_streams != 1:
-            return np.full(b, np.nan)
         nsym = ref_bits.shape[1] // f.bits_per_symbol
         if nsym == 0:
             return np.full(b, np.nan)
         full = torch.zeros((b, f.coded_bits_per_frame), device=x.device)
         full[:, : nsym * f.bits_per_symbol] = ref_bits[:, : nsym * f.bits_per_symbol]
-        ref = self._symbols(full)[:, 0, :nsym]
-        err = (x[:, 0, :nsym] - ref).abs().pow(2).mean(dim=-1)
+        # streams are filled stream-major, so the codeword symbols lead the flat order
+        ref = self._symbols(full).reshape(b, -1)[:, :nsym]
+        err = (x.reshape(b, -1)[:, :nsym] - ref).abs().pow(2).mean(dim=-1)
         pw = ref.abs().pow(2).mean(dim=-1)
         evm = 10 * torch.log10(err / pw)
         evm = torch.where(ok.all(dim=-1), evm, torch.full_like(evm, float("nan")))

@@ -1,4 +1,5 @@
-"""Figures of ``gsc eval``: metric-vs-SNR curves and image grids."""
+"""Figures and tables of ``gsc eval``: metric-vs-SNR curves (95 % CI bars), image grids, and
+the markdown tables of ``eval.md`` (mean ± CI per cell, target pass/fail, cliff sizes)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["plot_curves", "save_grids", "tile"]
+__all__ = ["plot_curves", "save_grids", "tile", "markdown_tables"]
 
 _LABELS = {"psnr": "PSNR [dB] ↑", "ms_ssim": "MS-SSIM ↑",
            "perceptual": "EfficientNet-Lite2 feature distance ↓",
@@ -21,19 +22,27 @@ _LABELS = {"psnr": "PSNR [dB] ↑", "ms_ssim": "MS-SSIM ↑",
 
 
 def plot_curves(doc: dict, rho: float, path: str) -> None:
-    """Four panels (PSNR, MS-SSIM, perceptual distance, consistency) against SNR."""
+    """Four panels (PSNR, MS-SSIM, perceptual distance, consistency) against SNR, with the
+    95 % CI over channel trials as error bars when there are several trials."""
     rows = [r for r in doc["rows"] if r["ratio"] == rho]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     for ax, metric in zip(axes, _LABELS, strict=True):
         for m in doc["config"]["methods"]:
-            pts = sorted((r["snr_db"], r[metric]) for r in rows if r["method"] == m)
-            ax.plot(*zip(*pts, strict=True), "o-" if m == "gsc" else ".--", label=m)
+            pts = sorted((r["snr_db"], r[metric], r.get(f"{metric}_ci95") or 0.0)
+                         for r in rows if r["method"] == m)
+            x, y, ci = zip(*pts, strict=True)
+            ax.errorbar(x, y, yerr=ci, fmt="o-" if m == "gsc" else ".--", capsize=2,
+                        label=m)
         ax.set_xlabel("Es/N0 [dB]")
         ax.set_title(_LABELS[metric], fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     c = doc["config"]
-    fig.suptitle(f"{c['data']} over {c['channel']}, ρ = {rho:.4g}", fontsize=10)
+    from .eval_targets import ratio_label
+
+    trials = f", {c['trials']} trials (95 % CI)" if c.get("trials", 1) > 1 else ""
+    fig.suptitle(f"{c['data']} over {c['channel']}, ρ = {ratio_label(rho)}{trials}",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -62,3 +71,73 @@ def save_grids(originals: torch.Tensor, grids: dict, methods: list[str], out_dir
         tile(rows).save(path)
         paths.append(path)
     return paths
+
+
+_TARGET_TEXT = {
+    "perceptual_below_every_baseline": "feature distance below every baseline, -5..20 dB",
+    "perceptual_30pct_lower_at_low_snr": "feature distance >= 30 % lower, SNR <= 5 dB",
+    "no_cliff": "no cliff: adjacent-point change <= 15 % of range (1 dB steps)",
+    "consistency_from_0db": "semantic consistency >= 0.8 at SNR >= 0 dB",
+}
+
+
+def _pm(value: float, ci: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" + ("" if ci is None else f" ± {ci:.{digits}f}")
+
+
+def _verdict(target: str, res: dict) -> str:
+    word = "n/a" if res["pass"] is None else ("**pass**" if res["pass"] else "**FAIL**")
+    if target == "no_cliff" and res["max_fraction"] is not None:
+        lo, hi = res["between_db"] or (None, None)
+        where = f", {lo:g}→{hi:g} dB" if lo is not None else ""
+        return f"{word} (max {100 * res['max_fraction']:.0f} % on {res['worst_metric']}{where})"
+    if target == "consistency_from_0db" and res["min"] is not None:
+        return f"{word} (min {res['min']:.2f})"
+    if target == "perceptual_30pct_lower_at_low_snr" and res["reduction_by_snr_db"]:
+        worst = min(res["reduction_by_snr_db"].values())
+        return f"{word} (worst reduction {100 * worst:.0f} %)"
+    if target == "perceptual_below_every_baseline" and res["beaten_by"]:
+        return f"{word} (beaten at " + ", ".join(
+            f"{snr} dB by {'/'.join(ms)}" for snr, ms in res["beaten_by"].items()) + ")"
+    fails = res.get("failing_snr_db") or []
+    return word + (f" (fails at {', '.join(f'{s:g}' for s in fails)} dB)" if fails else "")
+
+
+def markdown_tables(doc: dict) -> str:
+    """``eval.md``: per ratio, a method x SNR table (feature distance ± 95 % CI / PSNR dB /
+    consistency ± CI / delivered) and the gsc target verdicts computed in ``doc["summary"]``.
+
+    >>> doc = {"config": {"data": "d", "channel": "awgn", "trials": 1, "num_images": 1,
+    ...        "methods": ["gsc"]}, "summary": {}, "rows": [{"method": "gsc", "ratio": 0.5,
+    ...        "snr_db": 0.0, "perceptual": 0.5, "psnr": 20.0, "consistency": 1.0,
+    ...        "delivered": 1.0}]}
+    >>> "| gsc | 0.50 / 20.0 / 1.00 / 1.00 |" in markdown_tables(doc)
+    True
+    """
+    from .eval_targets import ratio_label
+
+    c = doc["config"]
+    parts = []
+    for rho in dict.fromkeys(r["ratio"] for r in doc["rows"]):
+        rows = [r for r in doc["rows"] if r["ratio"] == rho]
+        snrs = sorted({r["snr_db"] for r in rows})
+        label = ratio_label(rho)
+        parts.append(f"{c['data']}, {c['channel']}, ρ = {label}, {c['trials']} trials x "
+                     f"{c['num_images']} images: feature distance ↓ ± 95 % CI / PSNR dB / "
+                     "consistency ± CI / delivered\n")
+        parts.append("| method | " + " | ".join(f"{s:g} dB" for s in snrs) + " |")
+        parts.append("|---|" + "---|" * len(snrs))
+        for m in c["methods"]:
+            cell = {r["snr_db"]: r for r in rows if r["method"] == m}
+            parts.append(f"| {m} | " + " | ".join(
+                f"{_pm(r['perceptual'], r.get('perceptual_ci95'), 2)} / {r['psnr']:.1f} / "
+                f"{_pm(r['consistency'], r.get('consistency_ci95'), 2)} / "
+                f"{r['delivered']:.2f}" for r in (cell[s] for s in snrs)) + " |")
+        targets = doc["summary"].get(label, {}).get("targets")
+        if targets:
+            parts.append(f"\ngsc targets, ρ = {label}:\n")
+            parts.append("| target | result |")
+            parts.append("|---|---|")
+            parts += [f"| {_TARGET_TEXT[k]} | {_verdict(k, v)} |" for k, v in targets.items()]
+        parts.append("")
+    return "\n".join(parts) + "\n"

@@ -15,8 +15,21 @@ scored with honest metrics:
 A baseline image that is lost or does not fit shows the mean training image (the best
 guess without data); gsc with no layer shows a sample of its learned prior.
 
-Writes ``eval.json`` (``{"config", "snr_kind", "versions", "rows": [...]}``), one curve
-figure per ratio and image grids (original, then each method) per ratio and SNR.
+Every (ratio, SNR, method) point is run ``--trials`` times with independent channel, noise
+and diffusion draws (:func:`trial_seed`, shared by all methods of a point; the same images
+each time). Per trial every image is sent back to back in one bit stream of transport
+blocks, the same packing for gsc and the baselines (small images share a block), so a
+trial is one draw of the block-error pattern. Row metrics are means over trials and images,
+with ``<metric>_ci95``: the 95 % Student-t half-width over the trial means.
+
+Writes ``eval.json`` (``{"config", "snr_kind", "versions", "seed", "rows": [...],
+"summary": {ratio: {"cliff", "targets"}}}``, see :mod:`gsc_semantic.eval_targets`),
+``eval.md`` (tables with mean ± CI and the target verdicts), one curve figure per ratio
+and image grids (original, then each method) per ratio and SNR.
+
+Example::
+
+    gsc eval --data fmnist --channel awgn --snr=-5:20:1 --ratio 1/12 --trials 4
 """
 
 from __future__ import annotations
@@ -86,6 +99,7 @@ class _Scorer:
 
     @torch.no_grad()
     def __call__(self, original: torch.Tensor, recon: torch.Tensor) -> dict:
+        """Each quality metric averaged over the images."""
         from .metrics import ms_ssim, psnr
 
         return {
@@ -96,45 +110,103 @@ class _Scorer:
         }
 
 
+def trial_seed(seed: int, trial: int, ratio_index: int, snr_index: int) -> int:
+    """Seed of one channel trial (channel, noise and diffusion draws): distinct for every
+    trial, ratio and SNR, reproducible from ``--seed``, shared by all methods of a point.
+
+    >>> trial_seed(0, 0, 0, 0) != trial_seed(0, 1, 0, 0)
+    True
+    """
+    state = np.random.SeedSequence([seed, trial, ratio_index, snr_index]).generate_state(1)
+    return int(state[0])
+
+
+def _run_trial(m: str, run, images: torch.Tensor, snr: float, s: int):
+    if m == "gsc":
+        return run(images, snr_db=snr, seed=s, channel_seed=s)
+    if m == "capacity":  # error-free by definition: no random draw
+        return run(images, snr_db=snr)
+    return run(images, snr_db=snr, channel_seed=s)
+
+
+def _aggregate(trials: list[dict]) -> dict:
+    """Per metric: the mean over trials, its 95 % CI half-width and the per-trial values."""
+    from .eval_targets import mean_ci95
+
+    row: dict = {"trials": len(trials)}
+    for k in METRICS:
+        vals = [t[k] for t in trials]
+        row[k], ci = mean_ci95(vals)
+        row[f"{k}_ci95"] = ci
+    row["per_trial"] = {k: [round(t[k], 5) for t in trials] for k in ("perceptual",
+                                                                      "delivered")}
+    return row
+
+
 def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
              methods: list[str], num_images: int = 32, steps: int = 8, seed: int = 0,
-             out_dir: str | None = None, progress: bool = True, grid_images: int = 8) -> dict:
-    """Run every (ratio, SNR, method); returns the ``eval.json`` document."""
+             out_dir: str | None = None, progress: bool = True, grid_images: int = 8, *,
+             trials: int = 1) -> dict:
+    """Run every (ratio, SNR, method) ``trials`` times with independent channel and noise
+    draws (:func:`trial_seed`; the same images each time); returns the ``eval.json``
+    document. Row metrics are means over trials and images, ``<metric>_ci95`` the 95 %
+    half-width over trials (``None`` for one trial); ``summary`` holds the cliff table and
+    the target checks (:func:`gsc_semantic.eval_targets.summarize`)."""
     from .codec import SemanticCodec
+    from .eval_targets import summarize
 
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
     images = load_eval_images(data, num_images, seed)
     codec = SemanticCodec.from_pretrained(data) if "gsc" in methods else None
     scorer = _Scorer(data)
     fill = mean_image(data, seed=seed)
     rows, grids = [], {}
-    total = len(ratios) * len(snrs) * len(methods)
+    total = len(ratios) * len(snrs) * len(methods) * trials
     with tqdm(total=total, desc=f"gsc eval {data}", disable=not progress) as bar:
-        for rho in ratios:
+        for ri, rho in enumerate(ratios):
             runners = {m: _make_method(m, channel, rho, codec, steps, seed, fill)
                        for m in methods}
-            for snr in snrs:
+            for si, snr in enumerate(snrs):
                 for m, run in runners.items():
                     t0 = time.perf_counter()
-                    out = run(images, snr_db=float(snr))
+                    per_trial, layers = [], []
+                    for t in range(trials):
+                        if m == "capacity" and t:  # no random draw: every trial is the same
+                            per_trial.append(dict(per_trial[0]))
+                            bar.update(1)
+                            continue
+                        out = _run_trial(m, run, images, float(snr),
+                                         trial_seed(seed, t, ri, si))
+                        scores = scorer(images, out.images)
+                        scores["delivered"] = float(out.delivered.float().mean())
+                        per_trial.append(scores)
+                        if m == "gsc":
+                            layers += [r.layers_received for r in out.records]
+                        if t == 0:
+                            grids[(rho, float(snr), m)] = out.images[:grid_images]
+                        bar.update(1)
+                        bar.set_postfix(rho=f"{rho:.4g}", snr=snr, method=m, refresh=False)
                     row = {"method": m, "ratio": rho, "snr_db": float(snr)}
-                    row.update(scorer(images, out.images))
-                    row["delivered"] = float(out.delivered.float().mean())
+                    row.update(_aggregate(per_trial))
                     row["mcs"] = out.records[0].mcs
                     row["mcs_meets_target"] = out.records[0].mcs_meets_target
                     row["budget_bits_per_image"] = out.budget.payload_bits
                     if m == "gsc":
                         row["layers_sent"] = out.records[0].layers_sent
-                        row["layers_received_mean"] = float(np.mean(
-                            [r.layers_received for r in out.records]))
+                        row["layers_received_mean"] = float(np.mean(layers))
                     row["seconds"] = round(time.perf_counter() - t0, 2)
                     rows.append(row)
-                    grids[(rho, float(snr), m)] = out.images[:grid_images]
-                    bar.update(1)
-                    bar.set_postfix(rho=f"{rho:.4g}", snr=snr, method=m, refresh=False)
     doc = {
         "config": {"data": data, "channel": channel, "snr_db": snrs, "ratios": ratios,
                    "methods": methods, "num_images": int(images.shape[0]), "steps": steps,
-                   "image_shape": list(images.shape[1:]),
+                   "trials": trials, "image_shape": list(images.shape[1:]),
+                   "packing": "per ratio and SNR, each method sends the images back to back "
+                              "in one bit stream of transport blocks (image i owns bits "
+                              "[i*B, (i+1)*B)); images smaller than a block share it, for "
+                              "gsc and the baselines alike; every trial redraws channel and "
+                              "noise",
+                   "ci": "95 % Student-t half-width over trials (trial = mean over images)",
                    "metrics": {"perceptual": "EfficientNet-Lite2 feature distance (lower is "
                                              "better; not LPIPS)",
                                "consistency": "top-1 agreement of "
@@ -145,13 +217,16 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
         "versions": versions(),
         "seed": seed,
         "rows": rows,
+        "summary": summarize(rows),
     }
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "eval.json"), "w") as fh:
             json.dump(doc, fh, indent=2)
-        from .eval_plots import plot_curves, save_grids
+        from .eval_plots import markdown_tables, plot_curves, save_grids
 
+        with open(os.path.join(out_dir, "eval.md"), "w") as fh:
+            fh.write(markdown_tables(doc))
         for rho in ratios:
             plot_curves(doc, rho, os.path.join(out_dir, f"curves_{_ratio_tag(rho)}.png"))
         save_grids(images[:grid_images], grids, methods, out_dir, _ratio_tag)
@@ -182,12 +257,15 @@ def _parse_ratios(text: str) -> list[float]:
               help="Bandwidth ratios rho (channel uses / C·H·W)")
 @click.option("--methods", default="gsc,jpeg,webp,capacity", show_default=True)
 @click.option("--images", "num_images", type=int, default=32, show_default=True)
+@click.option("--trials", type=int, default=4, show_default=True,
+              help="Independent channel/noise realisations per point (CI over trials)")
 @click.option("--steps", type=int, default=8, show_default=True, help="Diffusion steps")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="runs/eval", show_default=True,
               type=click.Path(file_okay=False))
 @click.option("--quiet", is_flag=True)
-def eval_command(data, channel, snr, ratios, methods, num_images, steps, seed, out_dir, quiet):
+def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps, seed, out_dir,
+                 quiet):
     """Compare gsc with JPEG/WebP + LDPC and the capacity bound; writes OUT/eval.json."""
     from gsc_phy.mcs import calibrated_profiles
 
@@ -201,16 +279,22 @@ def eval_command(data, channel, snr, ratios, methods, num_images, steps, seed, o
     unknown = [m for m in method_list if m not in METHODS]
     if unknown or not method_list:
         raise ConfigError(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
-    if not 1 <= num_images <= 10000 or not 1 <= steps <= 50:
-        raise ConfigError("--images must be 1..10000 and --steps 1..50")
+    if not 1 <= num_images <= 10000 or not 1 <= steps <= 50 or not 1 <= trials <= 1000:
+        raise ConfigError("--images must be 1..10000, --steps 1..50 and --trials 1..1000")
     doc = evaluate(data, channel, parse_snr_range(snr), _parse_ratios(ratios), method_list,
-                   num_images, steps, seed, out_dir, progress=not quiet)
+                   num_images, steps, seed, out_dir, progress=not quiet, trials=trials)
     for row in doc["rows"]:
+        ci = row["perceptual_ci95"]
         click.echo(f"{row['method']:>9} rho={row['ratio']:.4f} {row['snr_db']:6.1f} dB  "
                    f"PSNR {row['psnr']:6.2f}  MS-SSIM {row['ms_ssim']:.3f}  "
-                   f"perc {row['perceptual']:.3f}  cons {row['consistency']:.2f}  "
-                   f"delivered {row['delivered']:.2f}")
-    click.echo(f"wrote {os.path.join(out_dir, 'eval.json')}")
+                   f"perc {row['perceptual']:.3f}" + (f"±{ci:.3f}" if ci is not None else "")
+                   + f"  cons {row['consistency']:.2f}  delivered {row['delivered']:.2f}")
+    for label, entry in doc["summary"].items():
+        verdicts = {k: v["pass"] for k, v in entry.get("targets", {}).items()}
+        click.echo(f"targets rho={label}: " + ", ".join(
+            f"{k} {'n/a' if v is None else ('PASS' if v else 'FAIL')}"
+            for k, v in verdicts.items()))
+    click.echo(f"wrote {os.path.join(out_dir, 'eval.json')} and eval.md")
 
 
 def _run_eval_point(o: dict, seed: int) -> list[dict]:
@@ -218,7 +302,7 @@ def _run_eval_point(o: dict, seed: int) -> list[dict]:
     methods = [m.strip() for m in o["methods"].split(",") if m.strip()]
     doc = evaluate(o["data"], o["channel"], parse_snr_range(o["snr"]),
                    _parse_ratios(o["ratios"]), methods, o["num_images"], o["steps"], seed,
-                   out_dir=None, progress=False)
+                   out_dir=None, progress=False, trials=o["trials"])
     return [r | {"snr_kind": doc["snr_kind"]} for r in doc["rows"]]
 
 

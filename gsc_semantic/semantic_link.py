@@ -76,6 +76,8 @@ class SemanticLink(AdaptiveLink):
     :input images: [N, C, H, W] in [0, 1], the codec's image shape.
     :input snr_db: Average Es/N0 in dB.
     :input seed: Seed of the receiver's diffusion noise.
+    :input channel_seed: Seed of this call's channel and noise draws (one channel trial);
+        ``None`` continues Sionna's global random stream.
     :output: :class:`SemanticResult`.
     """
 
@@ -87,7 +89,8 @@ class SemanticLink(AdaptiveLink):
         self.codec = codec
         self.steps = steps
 
-    def __call__(self, images, snr_db: float, seed: int = 0) -> SemanticResult:
+    def __call__(self, images, snr_db: float, seed: int = 0,
+                 channel_seed: int | None = None) -> SemanticResult:
         x = _as_batch(images)
         n, shape = x.shape[0], tuple(x.shape[1:])
         if shape != self.codec.image_shape:
@@ -104,7 +107,7 @@ class SemanticLink(AdaptiveLink):
             flat = self.codec.encode(x).flat(num_layers).cpu().numpy().astype(np.uint8)
             for i in range(n):
                 stream[i * region:i * region + sent_bits] = flat[i]
-        rx_bits, block_ok = self.transmit(stream, budget, num_layers > 0)
+        rx_bits, block_ok = self.transmit(stream, budget, num_layers > 0, channel_seed)
 
         per_block = budget.frame.payload_bits_per_block
         erased = torch.ones(n, len(sizes), dtype=torch.bool)

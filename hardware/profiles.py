@@ -184,10 +184,10 @@ class _Reader:
             except ValueError:
                 raise self.err(key, f"must be a number, got {self.data[key]!r}") from None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.err(key, f"must be a number, got {v!r}")
-        v = float(v)
+            raise self.err(key, f"must be a number, got {_short(v)}")
+        v = float(v) if abs(v) < 1e308 else math.inf  # float(huge int) would overflow
         if not math.isfinite(v):
-            raise self.err(key, f"must be finite, got {v!r}")
+            raise self.err(key, f"must be finite, got {_short(v)}")
         if rng is not None and not rng[0] <= v <= rng[1]:
             where = f" for the {what}" if what else ""
             raise self.err(key, f"= {_fmt(v, unit)} is out of range{where} "
@@ -202,9 +202,9 @@ class _Reader:
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int):
-            raise self.err(key, f"must be an integer, got {v!r}")
+            raise self.err(key, f"must be an integer, got {_short(v)}")
         if rng is not None and not rng[0] <= v <= rng[1]:
-            raise self.err(key, f"= {v} is out of range ({rng[0]} to {rng[1]})")
+            raise self.err(key, f"= {_short(v)} is out of range ({rng[0]} to {rng[1]})")
         return v
 
     def string(self, key: str, default: str | None = None, required: bool = False,
@@ -213,11 +213,14 @@ class _Reader:
         if not present:
             return v
         if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if isinstance(v, int) and abs(v) >= 10**64:  # str() of a huge int: slow or refused
+                raise self.err(key, "must be a string, got a huge integer")
             v = str(v)
         if not isinstance(v, str):
-            raise self.err(key, f"must be a string, got {v!r}")
+            raise self.err(key, f"must be a string, got {_short(v)}")
         if choices is not None and v not in choices:
-            raise self.err(key, f"= {v!r} is not one of {', '.join(repr(c) for c in choices)}")
+            raise self.err(key, f"= {_short(v)} is not one of "
+                                f"{', '.join(repr(c) for c in choices)}")
         return v
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -225,7 +228,7 @@ class _Reader:
         if not present:
             return v
         if not isinstance(v, bool):
-            raise self.err(key, f"must be true or false, got {v!r}")
+            raise self.err(key, f"must be true or false, got {_short(v)}")
         return v
 
     def section(self, key: str, required: bool = False) -> _Reader:
@@ -239,11 +242,26 @@ class _Reader:
         return self.data.get(key)
 
     def done(self) -> None:
-        extra = sorted(set(self.data) - self.used)
+        extra = sorted(set(self.data) - self.used, key=str)  # YAML keys of any type
         if extra:
             known = ", ".join(sorted(self.used))
             raise ProfileError(f"profile {self.profile}: unknown key {self.prefix}{extra[0]} "
                                f"(known here: {known})")
+
+
+def _short(v: Any) -> str:
+    """A value's repr for a one-line message: at most 60 characters, never raising.
+
+    >>> _short(10**5000)
+    '<an integer of 16610 bits>'
+    """
+    if isinstance(v, int) and v.bit_length() > 200:
+        return f"<an integer of {v.bit_length()} bits>"
+    try:
+        text = repr(v)
+    except ValueError:  # a container holding an integer too long to print
+        return f"<a {type(v).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _fmt(v: float, unit: str) -> str:
@@ -683,10 +701,16 @@ def parse_profile(data: Any, source: str = "<profile>") -> RadioProfile:
         if imp is not None:
             if not isinstance(imp, Mapping):
                 raise ProfileError(f"profile {name}: impairments must be a mapping")
+            bad = [k for k in imp if not isinstance(k, str)]
+            if bad:
+                raise ProfileError(f"profile {name}: impairments key {bad[0]!r} is not a name")
             try:
                 impairments = ImpairmentConfig.from_dict(imp, samp_rate_hz=fs)
             except ImpairmentError as e:
                 raise ProfileError(f"profile {name}: impairments: {e}") from None
+            except (OverflowError, ValueError, TypeError) as e:  # values the emulator can't take
+                raise ProfileError(f"profile {name}: impairments: a value out of range "
+                                   f"({type(e).__name__}: {str(e).splitlines()[0][:80]})") from None
     elif top.raw("impairments") is not None:
         raise ProfileError(f"profile {name}: impairments apply to the zmq virtual radio only "
                            f"(a {kind} radio has real ones)")
@@ -790,6 +814,11 @@ def load_profile(spec: str, overrides: Mapping[str, Any] | None = None) -> Radio
             raise ProfileError(f"profile {source} is not valid YAML{where}: {problem}") from None
         except OSError as e:
             raise ProfileError(f"cannot read profile {source}: {e.strerror}") from None
+        except RecursionError:
+            raise ProfileError(f"profile {source} is nested too deeply to be a profile") from None
+        except ValueError as e:  # e.g. an integer with more digits than Python converts
+            raise ProfileError(f"profile {source} holds an unreadable value: "
+                               f"{str(e).splitlines()[0]}") from None
         if data is None:
             raise ProfileError(f"profile {source} is empty")
     if overrides:

@@ -133,10 +133,11 @@ def _to_raw(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def _finite_number(meta_name: str, where: str, value: Any, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RecordingError(f"{meta_name}: {where} must be a number, got {value!r}")
-    v = float(value)
+    v = float(value) if abs(value) < 1e308 else math.inf  # float(huge int) would overflow
     if not math.isfinite(v) or (positive and v <= 0):
+        shown = f"{value!r}" if math.isfinite(v) else "a number out of range"
         raise RecordingError(f"{meta_name}: {where} must be a {'positive ' if positive else ''}"
-                             f"finite number, got {value!r}")
+                             f"finite number, got {shown}")
     return v
 
 
@@ -169,6 +170,10 @@ def read_meta(meta_path: str) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise RecordingError(f"{name} is not valid JSON (line {e.lineno} column {e.colno}: "
                              f"{e.msg}); truncated or corrupted metadata") from None
+    except RecursionError:
+        raise RecordingError(f"{name}: JSON nested too deeply (corrupted metadata)") from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise RecordingError(f"{name}: unreadable JSON value ({str(e).splitlines()[0]})") from None
     if not isinstance(meta, dict):
         raise RecordingError(f"{name}: the top level must be a JSON object")
     for key, typ, what in (("global", dict, "object"), ("captures", list, "array"),

@@ -81,3 +81,96 @@ def test_doctest():
     import bridge.security as sec
 
     assert doctest.testmod(sec).failed == 0
+
+
+# ------------------------------------------------ enforced by the bridge transports
+
+
+def test_remote_bind_admits_only_authorised_keys(keys):
+    """A Puller bound beyond loopback serves the authorised key only (plain and unknown
+    peers get nothing through), and the authenticator thread goes with the last socket."""
+    from bridge.transport import CurveConfig, Puller, Pusher
+    from bridge.wire import Frame
+
+    tmp, server, good, bad = keys
+    ctx = zmq.Context()
+    server_keys = CurveConfig(server.secret_path, authorized_dir=str(tmp / "authorized"))
+    senders = []
+    try:
+        rx = Puller("tcp://0.0.0.0:*", allow_remote=True, curve=server_keys, context=ctx,
+                    timeout_ms=1500)
+        port = rx.endpoint.rsplit(":", 1)[1]
+        ep = f"tcp://127.0.0.1:{port}"
+        for name, curve in (
+            ("plain", None),
+            ("stranger", CurveConfig(bad.secret_path, server_public_path=server.public_path)),
+            ("friend", CurveConfig(good.secret_path, server_public_path=server.public_path)),
+        ):
+            tx = Pusher(ep, bind=False, curve=curve, context=ctx, timeout_ms=0, linger_ms=0)
+            senders.append(tx)
+            for seq in range(3):
+                tx.send(Frame.from_json({"from": name}, seq=seq))
+        got = []
+        while (f := rx.recv()) is not None:
+            got.append(f.json()["from"])
+        assert got == ["friend"] * 3
+        assert rx.stats.dropped_total == 0  # refused peers never reach the decoder
+        rx.close()
+        from bridge.security import _AUTHENTICATORS
+
+        assert ctx not in _AUTHENTICATORS._by_ctx  # thread stopped with its last socket
+    finally:
+        for tx in senders:
+            tx.close(0)
+        ctx.destroy(linger=0)
+
+
+def test_transport_key_errors_are_one_line(keys, tmp_path):
+    from bridge.transport import CurveConfig, Puller, Pusher
+
+    _, server, good, _ = keys
+    ctx = zmq.Context()
+    try:
+        with pytest.raises(ValueError, match="authorised-keys directory .* not found"):
+            Puller("tcp://0.0.0.0:*", allow_remote=True, context=ctx,
+                   curve=CurveConfig(server.secret_path, authorized_dir=str(tmp_path / "no")))
+        with pytest.raises(ValueError, match="holds no secret"):
+            Pusher("tcp://127.0.0.1:9", bind=False, context=ctx,
+                   curve=CurveConfig(server.public_path, server_public_path=server.public_path))
+        with pytest.raises(ValueError, match="authorized_dir .server. or server_public_path"):
+            CurveConfig(good.secret_path)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_two_servers_in_one_context_keep_their_own_authorised_keys(keys, tmp_path):
+    """One ZAP handler serves the whole context: each server's directory is its own domain,
+    so a key authorised for one server is refused by the other."""
+    from bridge.transport import CurveConfig, Puller, Pusher
+    from bridge.wire import Frame
+
+    tmp, server, good, bad = keys
+    ctx = zmq.Context()
+    socks = []
+    try:
+        rx_a = Puller(curve=CurveConfig(server.secret_path,
+                                        authorized_dir=str(tmp / "authorized")),
+                      context=ctx, timeout_ms=1500)
+        rx_b = Puller(curve=CurveConfig(server.secret_path,
+                                        authorized_dir=str(tmp / "strangers")),
+                      context=ctx, timeout_ms=1500)
+        socks += [rx_a, rx_b]
+        for rx in (rx_a, rx_b):
+            for name, pair in (("good", good), ("bad", bad)):
+                tx = Pusher(rx.endpoint, bind=False, context=ctx, timeout_ms=0, linger_ms=0,
+                            curve=CurveConfig(pair.secret_path,
+                                              server_public_path=server.public_path))
+                socks.append(tx)
+                tx.send(Frame.from_json(name))
+        got_a = [f.json() for f in iter(rx_a.recv, None)]
+        got_b = [f.json() for f in iter(rx_b.recv, None)]
+        assert (got_a, got_b) == (["good"], ["bad"])
+    finally:
+        for s in socks:
+            s.close(0)
+        ctx.destroy(linger=0)

@@ -65,7 +65,9 @@ def test_loopback_endpoints_allowed(ep):
 def test_remote_endpoints_refused(ep):
     with pytest.raises(ValueError, match="allow_remote"):
         check_bind_endpoint(ep)
-    check_bind_endpoint(ep, allow_remote=True)
+    with pytest.raises(ValueError, match="needs CurveZMQ.*gsc keys generate"):
+        check_bind_endpoint(ep, allow_remote=True)
+    check_bind_endpoint(ep, allow_remote=True, secured=True)
 
 
 def test_constructors_refuse_remote_bind(ctx):
@@ -74,6 +76,9 @@ def test_constructors_refuse_remote_bind(ctx):
             cls("tcp://*:*", context=ctx)
     with pytest.raises(ValueError):
         Subscriber("tcp://0.0.0.0:*", bind=True, context=ctx)
+    for cls in (Publisher, Pusher, Puller):  # allow_remote alone is not enough: CURVE needed
+        with pytest.raises(ValueError, match="needs CurveZMQ"):
+            cls("tcp://0.0.0.0:*", allow_remote=True, context=ctx)
     # connecting elsewhere is not binding: allowed (nothing listens there)
     with Pusher("tcp://192.0.2.1:5555", bind=False, context=ctx, linger_ms=0) as tx:
         assert tx.endpoint.startswith("tcp://192.0.2.1")

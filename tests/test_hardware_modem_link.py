@@ -16,7 +16,8 @@ pytest.importorskip("gnuradio.gr")
 tx_mod = pytest.importorskip("flowgraphs.gsc_tx_gen")
 rx_mod = pytest.importorskip("flowgraphs.gsc_rx_gen")
 
-from bridge.transport import Puller, Pusher  # noqa: E402
+from bridge.reliable import ReliableConsumer  # noqa: E402
+from bridge.transport import Pusher  # noqa: E402
 from flowgraphs.gsc_ofdm import GridLayout  # noqa: E402
 from flowgraphs.gsc_ofdm.messages import eos_frame, parse_rx_frame, tx_frame  # noqa: E402
 from hardware.device import run_flowgraph  # noqa: E402
@@ -41,7 +42,7 @@ def run_link(tmp_path, profile_name, n_frames):
     stop, summary, frames = threading.Event(), {}, []
     radio = threading.Thread(target=lambda: summary.update(
         run_flowgraph(profile, "rx", duration_s=120.0, stop=stop)))
-    sink = Puller(eps["rx"], bind=False, timeout_ms=100)
+    sink = ReliableConsumer(eps["rx"], name="sink", credit=n_frames)
     with Pusher(eps["frames"], timeout_ms=10000) as src:
         rxg.start()
         radio.start()
@@ -50,9 +51,10 @@ def run_link(tmp_path, profile_name, n_frames):
             src.send(tx_frame(x, i, lay.format_id))
         deadline = time.monotonic() + 60
         while len(frames) < n_frames and time.monotonic() < deadline:
-            f = sink.recv()
+            f = sink.get(timeout_s=0.1)
             if f is not None:
                 frames.append(parse_rx_frame(f))
+                sink.ack(f)
         src.send(eos_frame())
         txg.wait()
         stop.set()

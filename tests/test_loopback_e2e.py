@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from bridge import wire
 from bridge.interpreters import find_radio_python
-from bridge.transport import Puller, Pusher
+from bridge.reliable import ReliableQueue
+from bridge.transport import Puller
 from flowgraphs.gsc_ofdm import BurstModulator, GridLayout, StreamReceiver
 from flowgraphs.gsc_ofdm.channel import ChannelEmulator
 from flowgraphs.gsc_ofdm.messages import rx_frame
@@ -54,45 +55,45 @@ def _rx_frames(n: int, snr_db: float, seed: int = 0):
 
 def test_decoder_worker_decodes_and_counts_bad_input(tmp_path):
     frames = _rx_frames(4, snr_db=15.0)
-    good = [wire.encode(f) for f in frames]
-    bad = [
-        b"\x00" * 10,
-        good[0][:-3],
-        good[0][:8] + b"\x07" + good[0][9:],
-        good[0][:-1] + bytes([good[0][-1] ^ 0xFF]),
-        wire.encode(wire.Frame(wire.PayloadKind.SYMBOLS, np.zeros((3, 1, 8), np.complex64))),
-        wire.encode(wire.Frame(wire.PayloadKind.CONTROL, b"{not json")),
+    lay = GridLayout.load("default")
+    bad = [  # valid wire frames (the queue checks the wire format) that are not RX frames
+        wire.Frame(wire.PayloadKind.SYMBOLS, np.zeros((3, 1, 8), np.complex64),
+                   stream_id=lay.format_id, seq=100),
+        wire.Frame(wire.PayloadKind.SYMBOLS, np.zeros((3, 1, 1536), np.complex64),
+                   stream_id=lay.format_id ^ 1, seq=101),
+        wire.Frame.from_json({"cmd": "stop"}, stream_id=lay.format_id, seq=102),
+        wire.Frame(wire.PayloadKind.SYMBOLS, np.full((3, 1, 1536), np.nan, np.complex64),
+                   stream_id=lay.format_id, seq=103),
     ]
+    ep = f"ipc://{tmp_path}/q.sock"
+    queue = ReliableQueue(ep).start()
     # generous timeouts: building the LDPC decoder on a loaded 2-core machine takes seconds
-    with Pusher(timeout_ms=30000) as feed, Puller(timeout_ms=60000) as results:
-        w = DecoderWorker(feed.endpoint, results=results.endpoint, out_dir=str(tmp_path),
-                          batch_max=3)
-        t = threading.Thread(target=w.run, kwargs={"ready_timeout_s": 60}, daemon=True)
+    with Puller(timeout_ms=60000) as results:
+        w = DecoderWorker(ep, results=results.endpoint, out_dir=str(tmp_path), batch_max=3)
+        t = threading.Thread(target=w.run, daemon=True)
         t.start()
         msg = results.recv()
-        assert msg.json()["type"] == "ready" and msg.json()["connected"]
-        for i, g in enumerate(good):
-            feed.send(bad[i % len(bad)])
-            feed.send(g)
-        feed.send(bad[4])
-        feed.send(bad[5])
-        feed.send(wire.encode(wire.Frame.from_json({"cmd": "stop"})))
+        assert msg.json()["type"] == "ready"
+        for g, b in zip(frames, bad, strict=True):
+            queue.put(b)
+            queue.put(g)
         got = []
-        while True:
+        while len(got) < 4:
             m = results.recv()
             assert m is not None, "the worker stopped answering"
-            obj = m.json()
-            if obj["type"] == "bye":
-                break
-            got.append(obj)
+            got.append(m.json())
+        stats = queue.drain(timeout_s=30)  # every frame, bad ones included, acknowledged
+        w.stop_event.set()
         t.join(30)
+        assert results.recv().json()["type"] == "bye"
+    assert stats["acked"] == 8 and stats.get("decoder_absent", 0) == 0
     assert sorted(r["tx_seq"] for r in got) == [0, 1, 2, 3]
     assert all(r["ok"] == [True] for r in got)
     assert all(r["evm_db"] < -13 for r in got)
     metrics = json.loads((tmp_path / "decoder-w0.json").read_text())
     assert metrics["frames"] == 4 and metrics["frames_ok"] == 4
-    assert metrics["dropped_total"] == 6
-    for cause in ("truncated", "version", "crc", "shape", "json"):
+    assert metrics["dropped_total"] == 4
+    for cause in ("shape", "format", "kind", "value"):
         assert cause in metrics["dropped"], metrics["dropped"]
     merged = merge_metrics([metrics, metrics])
     assert merged["frames"] == 8 and merged["workers"] == 2
@@ -154,6 +155,7 @@ def test_loopback_end_to_end(tmp_path):
         assert key in r
     assert r["frames_sent"] == r["frames_decoded"] == 60
     assert r["bler"] == 0.0 and sum(r["frames_lost"].values()) == 0
+    assert r["duplicates_suppressed"] == 0 and r["failed"] is None
     assert -16.5 < r["evm_db"] < -13.0
     assert r["latency_ms_p50"] <= r["latency_ms_p99"]
     assert r["samples_per_s"] > 0

@@ -46,7 +46,7 @@ def test_wrong_image_shape_is_refused(codec):
 
 @pytest.mark.parametrize("args", [["--data", "mnist"], ["--channel", "cdl-a"],
                                   ["--methods", "gsc,png"], ["--ratio", "0"],
-                                  ["--snr", "5:0:1"]])
+                                  ["--snr", "5:0:1"], ["--trials", "0"]])
 def test_eval_bad_input(args, tmp_path):
     res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "eval", *args, "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=120)
@@ -57,14 +57,20 @@ def test_eval_bad_input(args, tmp_path):
 def test_eval_writes_table_and_figures(tmp_path):
     res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "eval", "--data", "fmnist",
                           "--snr", "0,20", "--ratio", "1/12", "--methods", "gsc,jpeg,capacity",
-                          "--images", "4", "--steps", "2", "--out", str(tmp_path), "--quiet"],
+                          "--images", "4", "--steps", "2", "--trials", "2", "--out",
+                          str(tmp_path), "--quiet"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     doc = json.loads((tmp_path / "eval.json").read_text())
-    assert doc["snr_kind"] == "esno" and len(doc["rows"]) == 6
+    assert doc["snr_kind"] == "esno" and len(doc["rows"]) == 6 and doc["config"]["trials"] == 2
     for row in doc["rows"]:
         assert {"method", "ratio", "snr_db", "psnr", "ms_ssim", "perceptual", "consistency",
-                "delivered"} <= set(row)
+                "delivered", "perceptual_ci95", "delivered_ci95", "trials"} <= set(row)
+        assert len(row["per_trial"]["perceptual"]) == 2 and row["perceptual_ci95"] >= 0
+    targets = doc["summary"]["1/12"]["targets"]
+    assert targets["no_cliff"]["pass"] is None  # two SNR points 20 dB apart cannot judge it
+    assert {t["pass"] for t in targets.values()} <= {True, False, None}
+    assert "gsc targets, ρ = 1/12" in (tmp_path / "eval.md").read_text()
     gsc20 = next(r for r in doc["rows"] if r["method"] == "gsc" and r["snr_db"] == 20)
     assert gsc20["delivered"] == 1.0 and gsc20["layers_received_mean"] >= 3
     assert (tmp_path / "curves_1-12.png").exists() and (tmp_path / "grid_1-12_snr20.png").exists()

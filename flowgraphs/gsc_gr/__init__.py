@@ -3,7 +3,11 @@
 * :class:`ofdm_burst_tx` -- frames from ZeroMQ (or PDUs) -> tagged bursts of OFDM samples;
 * :class:`channel_emulator` -- multipath, timing/sampling offset, CFO and AWGN;
 * :class:`ofdm_burst_rx` -- samples -> equalised symbols and noise variances over ZeroMQ
-  (and PDUs).
+  (and PDUs);
+* :class:`mimo_burst_tx`, :class:`precoder`, :class:`mimo_burst_rx` -- the MIMO (S-stream)
+  burst link: stream signals, per-burst precoding onto the TX antennas, Nr-antenna receiver;
+* :class:`channel_feed` -- Nt x Nr channel per burst from local TDL draws or from gsc_phy
+  realisations over ZeroMQ (TDL/CDL/RIS).
 
 GRC finds their ``.block.yml`` files in ``flowgraphs/grc`` through ``GRC_BLOCKS_PATH`` (see
 the README); the repository root must be on ``PYTHONPATH`` so ``flowgraphs.gsc_gr`` imports.
@@ -21,5 +25,17 @@ except ImportError as _e:  # one clear line instead of a traceback deep in a flo
 from .burst_rx import ofdm_burst_rx
 from .burst_tx import ofdm_burst_tx
 from .channel import channel_emulator
+from .channel_feed import channel_feed
+from .mimo_rx import mimo_burst_rx
+from .mimo_tx import mimo_burst_tx
+from .precoder import precoder
 
-__all__ = ["ofdm_burst_tx", "ofdm_burst_rx", "channel_emulator"]
+__all__ = [
+    "ofdm_burst_tx",
+    "ofdm_burst_rx",
+    "channel_emulator",
+    "channel_feed",
+    "mimo_burst_tx",
+    "precoder",
+    "mimo_burst_rx",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 
@@ -11,7 +12,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from bridge.transport import Pusher
+from bridge.reliable import ReliableQueue
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import rx_frame
 from flowgraphs.gsc_ofdm.rx import RxBurst, StreamReceiver
@@ -27,20 +28,35 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
     """Burst detection, timing, fractional/integer CFO, channel estimation, equalisation.
 
     :param grid: Grid JSON path or shipped name (``default``, ``16qam``).
-    :param endpoint: ZeroMQ endpoint for the decoder service (PUSH; empty: none). Each burst
-        becomes one bridge RX frame (``SYMBOLS`` complex64 ``[3, S, Nd]``: equalised
-        symbols, noise variances, metadata; see ``flowgraphs.gsc_ofdm.messages``).
-    :param bind: Bind ``endpoint`` (default; decoder workers connect and share the stream).
+    :param endpoint: ZeroMQ endpoint of the reliable work queue for the decoder service
+        (:class:`bridge.reliable.ReliableQueue`, bound here; empty: none). Each burst becomes
+        one bridge RX frame (``SYMBOLS`` complex64 ``[3, S, Nd]``: equalised symbols, noise
+        variances, metadata; ``seq`` = burst number; see ``flowgraphs.gsc_ofdm.messages``);
+        decoder workers connect, ask for frames (credit) and acknowledge each one once
+        decoded, so a worker that dies or restarts loses nothing.
+    :param bind: Must be ``True``: the block binds the queue, decoder workers connect.
     :param threshold: Detection threshold on the Schmidl & Cox coherence (0..1).
     :param xcorr_threshold: Preamble correlation a detection must reach (0..1).
     :param max_int_cfo: Largest integer CFO searched (subcarrier spacings).
     :param time_interp: ``drift`` (static channel per burst) or ``linear``.
-    :param send_timeout_ms: How long a frame may wait for a decoder before it is dropped
-        (counted as ``no_decoder``); the flowgraph keeps running and resumes sending when a
-        decoder connects again.
+    :param send_timeout_ms: When the flowgraph stops with frames queued and no decoder has
+        connected at all, how long to wait for one before counting them as
+        ``decoder_absent`` (frames wait in the queue while the flowgraph runs; once a decoder
+        has been seen, the stop waits up to ``drain_timeout_s`` for it or a restarted one).
     :param pdus: Also publish each burst on the ``frames`` message port (meta dict +
         c32 vector of the equalised symbols).
     :param stats_file: Write counters as JSON there when the flowgraph stops ('' = no).
+
+    Queue sizes come from the environment (or set the attributes before the flowgraph
+    starts): ``GSC_RX_QUEUE_MAX`` (:attr:`queue_max`, default 256) frames wait in memory for
+    a decoder, then up to ``GSC_RX_SPOOL_MAX`` (:attr:`spool_max`, default 4096) in an
+    on-disk spool if ``GSC_RX_SPOOL_DIR`` (:attr:`spool_dir`) names a folder; beyond that a
+    frame is dropped and counted as ``queue_overflow``. At stop the block waits up to
+    :attr:`drain_timeout_s` (30 s) for decoders to acknowledge what is still queued.
+
+    Counters in :meth:`stats` (and ``stats_file``): the receiver's, plus ``frames_queued``,
+    ``queue_overflow``, ``decoder_absent``, ``frames_acked`` and the queue's ``queue_*``
+    counters (``requeued`` after a worker died, ``spooled``, ``consumers_dead`` ...).
     """
 
     def __init__(
@@ -56,6 +72,9 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         pdus: bool = False,
         stats_file: str = "",
     ) -> None:
+        if not bind:
+            raise ValueError("ofdm_burst_rx binds its decoder endpoint (bind=True); "
+                             "decoder workers connect to it")
         gr.sync_block.__init__(self, name="gsc_ofdm_burst_rx", in_sig=[np.complex64],
                                out_sig=None)
         self.layout = GridLayout.load(grid)
@@ -67,12 +86,17 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             time_interp=time_interp,
         )
         self.endpoint = endpoint
-        self.bind = bool(bind)
         self.send_timeout_ms = int(send_timeout_ms)
+        env = os.environ
+        self.queue_max = int(env.get("GSC_RX_QUEUE_MAX", 256))
+        self.spool_dir = env.get("GSC_RX_SPOOL_DIR", "")
+        self.spool_max = int(env.get("GSC_RX_SPOOL_MAX", 4096))
+        self.drain_timeout_s = 30.0
         self.pdus = bool(pdus)
         self.stats_file = stats_file
         self.counters: Counter = Counter()
-        self._tx: Pusher | None = None
+        self._queue: ReliableQueue | None = None
+        self._queue_stats: dict = {}
         self._t_first: float | None = None
         self._t_last: float | None = None
         self._busy_s = 0.0
@@ -80,25 +104,32 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
 
     def start(self) -> bool:
         if self.endpoint:
-            self._tx = Pusher(self.endpoint, bind=self.bind, timeout_ms=self.send_timeout_ms,
-                              hwm=256, linger_ms=2000)
+            self._queue = ReliableQueue(self.endpoint, queue_max=self.queue_max,
+                                        spool_dir=self.spool_dir or None,
+                                        spool_max=self.spool_max).start()
         return True
 
     def stop(self) -> bool:
         self._emit(self.receiver.flush())
-        if self._tx is not None:
-            self._tx.close()
-            self._tx = None
+        if self._queue is not None:
+            self._queue_stats = self._queue.drain(self.drain_timeout_s,
+                                                  absent_s=self.send_timeout_ms / 1000)
+            self._queue = None
         if self.stats_file:
             with open(self.stats_file, "w", encoding="utf-8") as fh:
                 json.dump(self.stats(), fh, indent=1)
         return True
 
     def stats(self) -> dict:
-        """Receiver counters (samples, candidates, false alarms, bursts), send results and
+        """Receiver counters (samples, candidates, false alarms, bursts), queue counters and
         ``busy_s``: seconds spent demodulating (ZeroMQ waits excluded)."""
         out = dict(self.receiver.stats)
         out.update(self.counters)
+        q = self._queue.stats() if self._queue is not None else self._queue_stats
+        out.update({f"queue_{k}": v for k, v in q.items()})
+        out["queue_overflow"] = q.get("queue_overflow", 0)
+        out["decoder_absent"] = q.get("decoder_absent", 0)
+        out["frames_acked"] = q.get("acked", 0)
         out["format_id"] = self.layout.format_id
         out["busy_s"] = self._busy_s
         if self._t_first is not None and self._t_last is not None:
@@ -110,16 +141,15 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         for b in bursts:
             meta = {"cfo": b.cfo, "snr_db": b.snr_db, "noise_var": b.noise_var,
                     "xcorr": b.xcorr, "metric": b.metric}
-            if self._tx is not None:
+            if self._queue is not None:
                 frame = rx_frame(b.x_hat, b.no_eff, meta, seq=b.seq, format_id=fid)
-                if self._tx.send(frame):
-                    self.counters["frames_sent"] += 1
+                if self._queue.put(frame):
+                    self.counters["frames_queued"] += 1
                 else:
-                    self.counters["dropped_no_decoder"] += 1
-                    n = self.counters["dropped_no_decoder"]
+                    n = self._queue.counters["queue_overflow"]
                     if n <= 10 or n % 1000 == 0:
-                        logger.warning("gsc burst rx: no decoder took frame %d within %d ms "
-                                       "(%d dropped)", b.seq, self.send_timeout_ms, n)
+                        logger.warning("gsc burst rx: decoder queue full, frame %d dropped "
+                                       "(%d queue_overflow)", b.seq, n)
             if self.pdus:
                 d = pmt.make_dict()
                 d = pmt.dict_add(d, pmt.intern("seq"), pmt.from_uint64(b.seq))

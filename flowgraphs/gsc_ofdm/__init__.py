@@ -8,6 +8,8 @@ sides; it never imports GNU Radio, torch or Sionna.
 * :mod:`.tx` -- data symbols -> bursts -> a sample stream;
 * :mod:`.rx` -- detection, synchronisation, channel estimation, equalisation;
 * :mod:`.channel` -- a streaming channel emulator (AWGN, multipath, CFO, timing, SFO);
+* :mod:`.mimo` -- the 2x2 modem: two streams, per-frame precoding, LMMSE detection;
+* :mod:`.mimo_channel` -- per-frame MIMO channel realisations (taps per antenna pair, RIS);
 * :mod:`.messages` -- bridge messages between the radio side and the decoder.
 """
 

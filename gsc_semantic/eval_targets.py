@@ -1,0 +1,171 @@
+"""Statistics and target checks of ``gsc eval``: trial confidence intervals, cliffs, and the
+issue's pass/fail targets, computed from the eval rows (never assumed).
+
+* :func:`mean_ci95`: mean and 95 % Student-t half-width over independent channel trials.
+* :func:`largest_step`: the largest change between adjacent SNR points of one curve, as a
+  fraction of that curve's range over the sweep (the "no cliff" measure).
+* :func:`summarize`: per ratio, the cliff table of every method and the targets for gsc:
+
+  - ``perceptual_below_every_baseline``: feature distance below every other method at every
+    swept SNR in [-5, 20] dB;
+  - ``perceptual_30pct_lower_at_low_snr``: at least 30 % lower than the best other method at
+    every swept SNR in [-5, 5] dB;
+  - ``no_cliff``: no quality metric changes by more than 15 % of its range between adjacent
+    SNR points (judged only on sweeps with steps of at most 1 dB; ``pass`` is ``None``
+    otherwise);
+  - ``consistency_from_0db``: semantic consistency >= 0.8 at every swept SNR >= 0 dB.
+
+Example::
+
+    >>> from gsc_semantic.eval_targets import largest_step, mean_ci95
+    >>> mean_ci95([1.0, 1.0, 1.0])
+    (1.0, 0.0)
+    >>> largest_step([0, 1, 2, 3], [0.0, 0.1, 0.9, 1.0])["fraction"]
+    0.8
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["QUALITY_METRICS", "TARGETS", "mean_ci95", "largest_step", "cliff_table",
+           "check_targets", "summarize", "ratio_label"]
+
+QUALITY_METRICS = ("psnr", "ms_ssim", "perceptual", "consistency")
+SNR_RANGE_DB = (-5.0, 20.0)
+LOW_SNR_DB = 5.0
+LOW_SNR_REDUCTION = 0.30
+CLIFF_MAX_FRACTION = 0.15
+CLIFF_MAX_STEP_DB = 1.0
+CONSISTENCY_MIN = 0.8
+CONSISTENCY_FROM_DB = 0.0
+TARGETS = ("perceptual_below_every_baseline", "perceptual_30pct_lower_at_low_snr",
+           "no_cliff", "consistency_from_0db")
+
+
+def ratio_label(rho: float) -> str:
+    """``1/48`` for ρ = 1/48, else the value (``0.3``)."""
+    inv = 1.0 / rho
+    return f"1/{round(inv)}" if math.isclose(inv, round(inv)) else f"{rho:.4g}"
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean of independent trial values and the half-width of its 95 % Student-t interval.
+
+    :input values: One value per trial (e.g. a metric averaged over the trial's images).
+    :output: ``(mean, half_width)``; the half-width is ``None`` for a single trial.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("mean_ci95 needs at least one value")
+    if v.size == 1:
+        return float(v[0]), None
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+def largest_step(snrs: Sequence[float], values: Sequence[float]) -> dict:
+    """Largest |change| between adjacent SNR points over the curve's range (max − min).
+
+    :input snrs, values: One curve (any order; sorted by SNR here).
+    :output: ``{"fraction", "step", "range", "between_db"}``; a flat curve has fraction 0.
+    """
+    order = np.argsort(np.asarray(snrs, dtype=np.float64))
+    x = np.asarray(snrs, dtype=np.float64)[order]
+    y = np.asarray(values, dtype=np.float64)[order]
+    if y.size < 2:
+        return {"fraction": 0.0, "step": 0.0, "range": 0.0, "between_db": None}
+    steps = np.abs(np.diff(y))
+    i = int(np.argmax(steps))
+    span = float(y.max() - y.min())
+    frac = float(steps[i] / span) if span > 1e-12 else 0.0
+    return {"fraction": round(frac, 6), "step": float(steps[i]), "range": span,
+            "between_db": [float(x[i]), float(x[i + 1])]}
+
+
+def _curve(rows: list[dict], method: str, metric: str) -> tuple[list[float], list[float]]:
+    pts = sorted((r["snr_db"], r[metric]) for r in rows if r["method"] == method)
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def cliff_table(rows: list[dict]) -> dict:
+    """``{method: {metric: largest_step(...)}}`` for the rows of one ratio."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    return {m: {k: largest_step(*_curve(rows, m, k)) for k in QUALITY_METRICS}
+            for m in methods}
+
+
+def _by_snr(rows: list[dict], method: str, metric: str) -> dict[float, float]:
+    return {r["snr_db"]: r[metric] for r in rows if r["method"] == method}
+
+
+def check_targets(rows: list[dict], method: str = "gsc") -> dict:
+    """The four targets for ``method`` against every other method in ``rows`` (one ratio).
+
+    :output: ``{target: {"pass": True | False | None, ...details}}``; ``None`` when the sweep
+        cannot decide it (no baseline, no SNR in range, steps coarser than 1 dB).
+    """
+    gsc = _by_snr(rows, method, "perceptual")
+    others = [m for m in dict.fromkeys(r["method"] for r in rows) if m != method]
+    best: dict[float, float] = {}
+    for snr in gsc:
+        vals = [_by_snr(rows, m, "perceptual").get(snr) for m in others]
+        if others and all(v is not None for v in vals):
+            best[snr] = min(vals)
+    out: dict[str, dict] = {}
+
+    lo, hi = SNR_RANGE_DB
+    in_range = [s for s in sorted(best) if lo <= s <= hi]
+    failing = [s for s in in_range if not gsc[s] < best[s]]
+    beaten_by = {f"{s:g}": [m for m in others if _by_snr(rows, m, "perceptual")[s] <= gsc[s]]
+                 for s in failing}
+    out["perceptual_below_every_baseline"] = {
+        "pass": (not failing) if in_range else None, "baselines": others,
+        "snr_db": in_range, "failing_snr_db": failing, "beaten_by": beaten_by}
+
+    low = [s for s in in_range if s <= LOW_SNR_DB]
+    reduction = {s: (1.0 - gsc[s] / best[s]) if best[s] > 0 else 0.0 for s in low}
+    failing = [s for s in low if reduction[s] < LOW_SNR_REDUCTION]
+    out["perceptual_30pct_lower_at_low_snr"] = {
+        "pass": (not failing) if low else None, "required": LOW_SNR_REDUCTION,
+        "reduction_by_snr_db": {f"{s:g}": round(reduction[s], 4) for s in low},
+        "failing_snr_db": failing}
+
+    snrs = sorted(gsc)
+    max_step = float(np.max(np.diff(snrs))) if len(snrs) > 1 else math.inf
+    mine = cliff_table([r for r in rows if r["method"] == method]).get(method, {})
+    worst = max(mine.items(), key=lambda kv: kv[1]["fraction"]) if mine else None
+    decidable = len(snrs) >= 3 and max_step <= CLIFF_MAX_STEP_DB + 1e-9 and worst is not None
+    out["no_cliff"] = {
+        "pass": (worst[1]["fraction"] <= CLIFF_MAX_FRACTION) if decidable else None,
+        "max_fraction": worst[1]["fraction"] if worst else None,
+        "worst_metric": worst[0] if worst else None,
+        "between_db": worst[1]["between_db"] if worst else None,
+        "limit": CLIFF_MAX_FRACTION, "snr_step_db": max_step if len(snrs) > 1 else None,
+        **({} if decidable else {"reason": f"needs >= 3 SNR points {CLIFF_MAX_STEP_DB:g} dB "
+                                           "apart or closer"})}
+
+    cons = _by_snr(rows, method, "consistency")
+    judged = [s for s in sorted(cons) if s >= CONSISTENCY_FROM_DB]
+    failing = [s for s in judged if cons[s] < CONSISTENCY_MIN]
+    out["consistency_from_0db"] = {
+        "pass": (not failing) if judged else None, "required": CONSISTENCY_MIN,
+        "min": min((cons[s] for s in judged), default=None), "failing_snr_db": failing}
+    return out
+
+
+def summarize(rows: list[dict], method: str = "gsc") -> dict:
+    """``{ratio label: {"cliff": cliff_table, "targets": check_targets}}`` over all ratios;
+    targets only when ``method`` was evaluated."""
+    out = {}
+    for rho in dict.fromkeys(r["ratio"] for r in rows):
+        sub = [r for r in rows if r["ratio"] == rho]
+        entry = {"ratio": rho, "cliff": cliff_table(sub)}
+        if any(r["method"] == method for r in sub):
+            entry["targets"] = check_targets(sub, method)
+        out[ratio_label(rho)] = entry
+    return out

@@ -1,0 +1,183 @@
+"""Pieces every ``gsc scenario`` shares: the ``--link`` spec, per-SNR tables (JSON +
+markdown), image grids and GIFs, metric-vs-SNR plots and the HTML report (the style of
+``gsc demo``).
+
+Example::
+
+    >>> spec = parse_link("sim")
+    >>> spec.kind, spec.path
+    ('sim', None)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+import torch
+from PIL import Image
+
+from gsc_phy.config import ConfigError
+from gsc_semantic.eval_plots import tile
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "write_table", "markdown_table",
+           "save_grid", "save_gif", "plot_vs_snr", "write_html_report", "ReportSection"]
+
+#: ``--link`` kinds: simulated gsc_phy, GNU Radio loopback, replay of a SigMF recording.
+LINK_KINDS = ("sim", "loopback", "sigmf")
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """Where a scenario's bits travel: ``kind`` in :data:`LINK_KINDS`, ``path`` for SigMF."""
+
+    kind: str
+    path: str | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def parse_link(text: str) -> LinkSpec:
+    """``"sim"`` | ``"loopback"`` | ``"sigmf:PATH"`` -> :class:`LinkSpec`; anything else
+    raises :class:`~gsc_phy.config.ConfigError` (one line).
+
+    Example::
+
+        >>> parse_link("sigmf:rec.sigmf-meta").path
+        'rec.sigmf-meta'
+    """
+    text = (text or "").strip()
+    if text in ("sim", "loopback"):
+        return LinkSpec(text)
+    if text.startswith("sigmf:"):
+        path = text[len("sigmf:"):]
+        if not path:
+            raise ConfigError("--link sigmf:PATH needs a recording path after 'sigmf:'")
+        return LinkSpec("sigmf", path)
+    raise ConfigError(f"--link must be sim, loopback or sigmf:PATH, got {text!r}")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "—"
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """Rows (dicts) -> a GitHub markdown table of ``columns`` (floats with 3 decimals).
+
+    Example::
+
+        >>> print(markdown_table([{"a": 1, "b": 0.5}], ["a", "b"]))
+        | a | b |
+        |---|---|
+        | 1 | 0.500 |
+    """
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_table(doc: dict, columns: Sequence[str], out_dir: str, name: str) -> tuple[str, str]:
+    """Write ``doc`` (with a ``"rows"`` list) to ``OUT/NAME.json`` and its rows as a markdown
+    table to ``OUT/NAME.md``; returns both paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    jpath = os.path.join(out_dir, f"{name}.json")
+    mpath = os.path.join(out_dir, f"{name}.md")
+    with open(jpath, "w") as fh:
+        json.dump(doc, fh, indent=2, default=float)
+        fh.write("\n")
+    with open(mpath, "w") as fh:
+        fh.write(markdown_table(doc["rows"], columns) + "\n")
+    return jpath, mpath
+
+
+def save_grid(rows: Sequence[torch.Tensor], path: str, scale: int = 2) -> str:
+    """Rows of [N, C, H, W] images in [0, 1] (original first, then one per method) -> PNG."""
+    tile(list(rows), scale).save(path)
+    return path
+
+
+def save_gif(frames: Sequence[Image.Image], path: str, ms_per_frame: int = 700) -> str:
+    """Frames (PIL images of one size, e.g. one side-by-side grid per SNR) -> looping GIF."""
+    if not frames:
+        raise ValueError("save_gif needs at least one frame")
+    first, *rest = [f.convert("RGB") for f in frames]
+    first.save(path, save_all=True, append_images=rest, duration=ms_per_frame, loop=0)
+    return path
+
+
+def plot_vs_snr(rows: Sequence[dict], metrics: dict[str, str], methods: Sequence[str],
+                path: str, title: str = "") -> str:
+    """One panel per metric (key -> axis label), one line per method, against ``snr_db``."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], metrics.items(), strict=True):
+        for m in methods:
+            pts = sorted((r["snr_db"], r[metric]) for r in rows
+                         if r["method"] == m and r.get(metric) is not None)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-" if m.startswith("gsc") else ".--",
+                        label=m)
+        ax.set_xlabel("Es/N0 [dB]")
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class ReportSection:
+    """One ``<h2>`` block: text, images (paths relative to the report) and a table."""
+
+    heading: str
+    text: str = ""
+    images: Sequence[str] = ()
+    rows: Sequence[dict] = ()
+    columns: Sequence[str] = ()
+
+
+def _html_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
+    body = []
+    for r in rows:
+        bold = " style='font-weight:bold'" if str(r.get("method", "")).startswith("gsc") else ""
+        body.append(f"<tr{bold}>" + "".join(f"<td>{html.escape(_fmt(r.get(c, '')))}</td>"
+                                             for c in columns) + "</tr>")
+    return "<table>" + head + "".join(body) + "</table>"
+
+
+def write_html_report(out_dir: str, title: str, intro: str,
+                      sections: Sequence[ReportSection]) -> str:
+    """``OUT/report.html`` in the style of ``gsc demo`` (same CSS); returns its path."""
+    parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+             "td,th{padding:2px 7px;text-align:right}table{border-collapse:collapse}"
+             "tr:nth-child(even){background:#f4f4f4}</style>",
+             f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.heading)}</h2>")
+        if s.text:
+            parts.append(f"<p>{html.escape(s.text)}</p>")
+        parts += [f"<img src='{html.escape(p)}' style='max-width:1080px'>" for p in s.images]
+        if s.rows:
+            parts.append(_html_table(s.rows, s.columns))
+    path = os.path.join(out_dir, "report.html")
+    with open(path, "w") as fh:
+        fh.write("\n".join(parts) + "\n")
+    return path

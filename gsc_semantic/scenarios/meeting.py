@@ -1,0 +1,358 @@
+"""Online-meeting scenario (issue #6): talking-head video as face keypoints + one reference.
+
+**gsc** (transmitter): the in-project landmark model (:mod:`.face_landmarks`) finds the 12
+face landmarks of every frame; the first frame with a face is the **reference**, sent once
+as a compact JPEG plus its landmarks (8 bits per coordinate) on the most robust MCS (strong
+protection); every frame then sends its keypoints as fixed-length deltas against the
+reference in two UEP layers (:mod:`.meeting_keypoints`) through
+:class:`~.layered_link.LayeredLink` (layer 1: face flag + MSBs on a robust MCS, layer 2:
+LSBs on a more fragile one), designed without knowing the SNR. Budget: every frame owns
+``ρ·3·H·W`` channel uses; the keypoint layers get at most ``keypoint_share`` of them, the
+reference gets the rest of the clip's total (so it is amortised over the clip; reported
+separately). Frames where no face is detected send the *no face* flag; the receiver reuses
+the previous keypoints (counted as ``frames_without_detection``).
+
+**gsc** (receiver, :mod:`.meeting_decoder`): warp of the reference to the received
+keypoints + a trained refinement U-Net; lost keypoint layers -> previous frame's keypoints;
+lost reference -> mid-gray frames.
+
+**Baselines** at the same ``ρ`` on the same link, with genie link adaptation per SNR:
+H.264 (libx264 through PyAV, :mod:`.meeting_h264`) and per-frame JPEG
+(:class:`gsc_semantic.baselines.SeparationBaseline`, freeze-frame on loss).
+
+**Metrics** (:mod:`.meeting_metrics`): NME of the landmark model on the shown frames
+against the original's landmarks (exact ones for synthetic clips), PSNR, SSIM,
+EfficientNet-Lite2 feature distance, temporal error; channel uses per frame and ρ actually
+used. **H.264 for equal NME**: error-free H.264 is swept over CRF at the link-adapted MCS of
+the comparison SNR (10 dB, or the nearest below) to find the channel uses it needs to reach
+gsc's NME there; ``channel_use_ratio`` = gsc's channel uses as sent (robust, SNR-agnostic
+MCS) / H.264's (target: <= 0.1), and ``channel_use_ratio_at_h264_mcs`` the same with gsc's
+bits carried at H.264's MCS (a comparison of the source rates alone).
+
+Example::
+
+    from gsc_semantic.scenarios.common import parse_link
+    run_meeting(parse_link("sim"), "awgn", [0.0, 10.0], "runs/meeting", seed=0, frames=16,
+                rho=1 / 12, echo=print)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gsc_phy.config import ConfigError
+from gsc_semantic.baselines import SeparationBaseline, decode, encode_to_fit
+from gsc_semantic.codec import checkpoints_root
+from gsc_semantic.scenarios.common import (
+    LinkSpec,
+    ReportSection,
+    plot_vs_snr,
+    save_gif,
+    save_grid,
+    write_html_report,
+    write_table,
+)
+from gsc_semantic.scenarios.face_landmarks import DETECTION_THRESHOLD, LandmarkNet, nme
+from gsc_semantic.scenarios.layered_link import LayeredLink
+from gsc_semantic.scenarios.meeting_clips import SOURCES, Clip, load_clip, synthetic_clip
+from gsc_semantic.scenarios.meeting_decoder import MeetingDecoder, RefineUNet
+from gsc_semantic.scenarios.meeting_h264 import (
+    LENGTH_BYTES,
+    H264Link,
+    decode_h264,
+    encode_h264,
+)
+from gsc_semantic.scenarios.meeting_keypoints import FRAME_STATUS, KeypointCodec
+from gsc_semantic.scenarios.meeting_metrics import FrameMetrics
+from gsc_semantic.scenarios.meeting_train import LANDMARKS_NAME, REFINER_NAME
+
+__all__ = ["run_meeting", "GscMeeting", "load_meeting_clip", "h264_for_equal_nme", "METHODS",
+           "COLUMNS"]
+
+METHODS = ("gsc", "h264", "jpeg")
+COLUMNS = ("method", "snr_db", "nme", "psnr", "ssim", "feature_distance", "temporal_error",
+           "channel_uses_per_frame", "rho", "frames_ok", "frames_without_detection", "mcs")
+REFERENCE_MCS = 1
+SIZE = 64
+_SWEEP_CRF = (18, 24, 30, 36, 42, 51)
+
+
+def _ensure_face(clip: Clip, present: np.ndarray) -> None:
+    if not present.any():
+        raise ConfigError(f"no face found in clip {clip.source!r} (landmark model presence "
+                          f"below {DETECTION_THRESHOLD} in all {len(present)} frames)")
+
+
+def load_meeting_clip(clip: str, frames: int, seed: int, size: int = SIZE) -> Clip:
+    """A synthetic clip (:data:`~.meeting_clips.SOURCES`) or a user video/folder."""
+    if frames < 2:
+        raise ConfigError(f"the meeting scenario needs at least 2 frames, got {frames}")
+    if clip in SOURCES:
+        return synthetic_clip(clip, frames, size, seed)
+    return load_clip(clip, size, frames)
+
+
+class GscMeeting:
+    """gsc's meeting link for one clip (see the module notes).
+
+    :param frames: uint8 [T, H, W, 3]; :param landmarks: the transmitter's landmarks
+        [T, 12, 2] and ``present`` [T] flags from the landmark model.
+    :param decoder: :class:`~.meeting_decoder.MeetingDecoder`.
+    :param channel, rho: link and bandwidth ratio; ``keypoint_share``: the keypoints' share
+        of the per-frame budget.
+    """
+
+    def __init__(self, frames: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
+                 decoder: MeetingDecoder, channel: str, rho: float,
+                 keypoint_share: float = 0.5, codec: KeypointCodec | None = None) -> None:
+        t, size = frames.shape[0], frames.shape[1]
+        self.codec = codec or KeypointCodec(size=size)
+        self.decoder = decoder
+        self.size = size
+        shape = (3, size, size)
+        self.kp_link = LayeredLink(channel, rho * keypoint_share, self.codec.layer_bits,
+                                   "adaptive", image_shape=shape)
+        kp_cu = self.kp_link.plan.total_channel_uses
+        ref_cu = t * (rho * 3 * size * size - kp_cu)
+        eff = self.kp_link.adaptive.budget(shape, 0.0, REFERENCE_MCS).bits_per_channel_use
+        ref_bits = int(np.floor(ref_cu * eff))
+        jpeg_bytes = (ref_bits - self.codec.reference_bits) // 8
+        self.ref_index = int(np.argmax(present))
+        self.reference = frames[self.ref_index]
+        enc = encode_to_fit(torch.from_numpy(self.reference).permute(2, 0, 1).float() / 255,
+                            "jpeg", max(jpeg_bytes, 0))
+        if enc is None:
+            raise ConfigError(f"rho={rho:.4g} leaves {max(jpeg_bytes, 0)} bytes for the "
+                              "reference frame, too few for a JPEG of it; raise --rho")
+        self.jpeg_bytes = jpeg_bytes
+        self.jpeg_quality = enc.quality
+        ref_lm_bits = self.codec.encode_reference(landmarks[self.ref_index])
+        self.ref_landmarks = self.codec.decode_reference(ref_lm_bits)
+        payload = np.zeros(8 * jpeg_bytes + self.codec.reference_bits, np.uint8)
+        jb = np.unpackbits(np.frombuffer(enc.data, np.uint8))
+        payload[:jb.size] = jb
+        payload[8 * jpeg_bytes:] = ref_lm_bits
+        self.ref_payload = payload
+        self.ref_link = LayeredLink(channel, payload.size / eff / (3 * size * size) + 1e-9,
+                                    [payload.size], [REFERENCE_MCS], image_shape=shape)
+        self.layers = self.codec.encode(landmarks, present, self.ref_landmarks)
+        self.present = present
+        self.keypoint_cu = kp_cu
+        self.reference_cu = self.ref_link.plan.total_channel_uses
+        self.frames = t
+
+    @property
+    def channel_uses_per_frame(self) -> float:
+        """Keypoints + the reference amortised over the clip."""
+        return self.keypoint_cu + self.reference_cu / self.frames
+
+    def __call__(self, snr_db: float, seed: int) -> tuple[np.ndarray, dict]:
+        """Send and regenerate the clip at ``snr_db``: frames shown and a record."""
+        ref_rx = self.ref_link([self.ref_payload[None]], snr_db, seed)
+        kp_rx = self.kp_link(list(self.layers), snr_db, seed + 1)
+        reference, ref_lm = None, self.ref_landmarks
+        if not ref_rx.erased[0, 0]:
+            bits = ref_rx.bits[0][0]
+            data = np.packbits(bits[:8 * self.jpeg_bytes]).tobytes()
+            img = decode(data, "jpeg", (3, self.size, self.size))
+            reference = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            ref_lm = self.codec.decode_reference(bits[8 * self.jpeg_bytes:])
+        kp, status = self.codec.decode(kp_rx.bits[0], kp_rx.bits[1], kp_rx.erased[:, 0],
+                                       kp_rx.erased[:, 1], ref_lm)
+        shown = self.decoder(reference, ref_lm, kp, self.size)
+        plan = self.kp_link.plan
+        record = {"reference_delivered": reference is not None,
+                  "reference_jpeg_bytes": self.jpeg_bytes,
+                  "reference_jpeg_quality": self.jpeg_quality,
+                  "reference_channel_uses": round(self.reference_cu, 1),
+                  "keypoint_channel_uses_per_frame": round(self.keypoint_cu, 1),
+                  "keypoint_layer_bits": list(plan.layer_bits),
+                  "keypoint_plan": plan.to_dict(),
+                  "frame_status": {s: status.count(s) for s in FRAME_STATUS},
+                  "frames_ok": status.count("ok") + status.count("coarse")}
+        record["frames_ok"] = record["frames_ok"] if reference is not None else 0
+        mcs = [m for m in plan.to_dict()["mcs"] if m]
+        record["mcs"] = f"ref MCS{REFERENCE_MCS}; kp " + " / ".join(mcs)
+        return shown, record
+
+
+def h264_for_equal_nme(frames: np.ndarray, true_lm: np.ndarray, target_nme: float,
+                       bits_per_channel_use: float, landmarks: LandmarkNet) -> dict:
+    """Channel uses per frame error-free H.264 needs to reach ``target_nme`` (CRF sweep,
+    log-linear interpolation between sweep points; ``None`` when no CRF reaches it)."""
+    points = []
+    for crf in _SWEEP_CRF:
+        pk = encode_h264(frames, crf)
+        shown, _ = decode_h264(pk, [True] * len(pk), frames.shape[1])
+        lm, _ = landmarks.detect(shown)
+        nbytes = sum(len(p) + LENGTH_BYTES for p in pk)
+        points.append({"crf": crf, "bytes": nbytes,
+                       "channel_uses_per_frame": 8 * nbytes / bits_per_channel_use
+                       / len(frames), "nme": float(nme(lm, true_lm).mean())})
+    pts = sorted(points, key=lambda p: p["channel_uses_per_frame"])
+    needed = pts[0]["channel_uses_per_frame"] if pts[0]["nme"] <= target_nme else None
+    for lo, hi in zip(pts[:-1], pts[1:], strict=True):
+        if needed is None and lo["nme"] > target_nme >= hi["nme"]:
+            f = (lo["nme"] - target_nme) / (lo["nme"] - hi["nme"])
+            a, b = np.log(lo["channel_uses_per_frame"]), np.log(hi["channel_uses_per_frame"])
+            needed = float(np.exp(a + f * (b - a)))
+    return {"sweep": points, "h264_channel_uses_per_frame": needed,
+            "lowest_sweep_point_already_below_target": bool(pts[0]["nme"] <= target_nme)}
+
+
+def _load_models() -> tuple[LandmarkNet, MeetingDecoder]:
+    root = checkpoints_root()
+    lm = LandmarkNet.from_pretrained(os.path.join(root, LANDMARKS_NAME))
+    refiner = RefineUNet.from_pretrained(os.path.join(root, REFINER_NAME))
+    return lm, MeetingDecoder(refiner)
+
+
+def _strip(frames_by_method: dict[str, np.ndarray], count: int = 6) -> list[torch.Tensor]:
+    t = len(next(iter(frames_by_method.values())))
+    idx = np.linspace(0, t - 1, min(count, t)).round().astype(int)
+    return [torch.from_numpy(f[idx]).permute(0, 3, 1, 2).float() / 255
+            for f in frames_by_method.values()]
+
+
+def _side_by_side_gif(frames_by_method: dict[str, np.ndarray], path: str) -> str:
+    t = len(next(iter(frames_by_method.values())))
+    pics = []
+    for i in range(t):
+        row = np.concatenate([f[i] for f in frames_by_method.values()], 1)
+        pics.append(Image.fromarray(row).resize((row.shape[1] * 3, row.shape[0] * 3),
+                                                Image.Resampling.NEAREST))
+    return save_gif(pics, path, ms_per_frame=120)
+
+
+def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed: int,
+                frames: int, rho: float, echo=print, clip: str = "procedural",
+                keypoint_share: float = 0.5) -> dict:
+    """Run the meeting scenario and write ``OUT/meeting.json``, ``meeting.md``, plots,
+    strips, a side-by-side GIF (original | gsc | h264 | jpeg) and ``report.html``.
+
+    :param clip: ``procedural``, ``astronaut``, ``grace_hopper``, a video file or a folder of
+        frames.
+    :return: the ``meeting.json`` document.
+    """
+    if link.kind != "sim":
+        raise ConfigError(f"--link {link} is not implemented for the meeting scenario yet; "
+                          "use --link sim")
+    if not snrs:
+        raise ConfigError("give at least one SNR")
+    t0 = time.time()
+    torch.manual_seed(seed)
+    data = load_meeting_clip(clip, frames, seed)
+    landmark_net, decoder = _load_models()
+    lm_tx, conf = landmark_net.detect(data.frames)
+    present = conf >= DETECTION_THRESHOLD
+    _ensure_face(data, present)
+    true_lm = data.landmarks if data.landmarks is not None else lm_tx
+    t = len(data.frames)
+    echo(f"meeting: clip {data.source!r}, {t} frames, face detected in {int(present.sum())}")
+    gsc = GscMeeting(data.frames, lm_tx, present, decoder, channel, rho, keypoint_share)
+    h264 = H264Link(channel, rho, seed=seed)
+    jpeg = SeparationBaseline("jpeg", channel, rho, on_loss="previous", seed=seed)
+    metrics = FrameMetrics(landmark_net)
+    budget_cu = rho * 3 * SIZE * SIZE
+    rows, strips, gif_frames, details = [], [], None, []
+    compare_snr = max([s for s in snrs if s <= 10] or [min(snrs)])
+    x = torch.from_numpy(data.frames).permute(0, 3, 1, 2).float() / 255
+    for snr in snrs:
+        shown = {"original": data.frames}
+        g_frames, g_rec = gsc(snr, seed)
+        shown["gsc"] = g_frames
+        h = h264(data.frames, snr)
+        shown["h264"] = h.frames
+        j = jpeg(x, snr)
+        shown["jpeg"] = (j.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        cu = {"gsc": gsc.channel_uses_per_frame, "h264": h.channel_uses / t,
+              "jpeg": float(np.mean([r.channel_uses for r in j.records]))}
+        ok = {"gsc": g_rec["frames_ok"], "h264": h.counts.get("delivered", 0),
+              "jpeg": int(sum(r.delivered for r in j.records))}
+        mcs = {"gsc": g_rec["mcs"], "h264": h.mcs, "jpeg": j.records[0].mcs}
+        for m in METHODS:
+            res = metrics(shown[m], data.frames, true_lm)
+            rows.append({"method": m, "snr_db": float(snr),
+                         **{k: round(v, 4) for k, v in res.items() if k != "per_frame"},
+                         "channel_uses_per_frame": round(cu[m], 1),
+                         "rho": round(cu[m] / (3 * SIZE * SIZE), 5), "frames_ok": ok[m],
+                         "frames_without_detection": int((~present).sum()) if m == "gsc"
+                         else 0, "mcs": mcs[m], "per_frame": res["per_frame"]})
+        details.append({"snr_db": float(snr), "gsc": g_rec,
+                        "h264": {"crf": h.crf, "bytes": h.bytes_sent,
+                                 "budget_bytes": h.budget_bytes, "frames": h.counts,
+                                 "blocks": h.blocks, "blocks_failed": h.blocks_failed},
+                        "jpeg": {"delivered": ok["jpeg"],
+                                 "quality": [r.quality for r in j.records],
+                                 "budget_bytes": j.budget.payload_bytes}})
+        strips.append((snr, _strip(shown)))
+        if snr == compare_snr:
+            gif_frames = shown
+        echo(f"  Es/N0 {snr:g} dB: " + ", ".join(
+            f"{r['method']} NME {r['nme']:.3f} PSNR {r['psnr']:.1f}" for r in rows[-3:]))
+    gsc_row = next(r for r in rows if r["method"] == "gsc" and r["snr_db"] == compare_snr)
+    bpcu = h264.budget((3, SIZE, SIZE), compare_snr).bits_per_channel_use
+    equal = h264_for_equal_nme(data.frames, true_lm, gsc_row["nme"], bpcu, landmark_net)
+    needed = equal["h264_channel_uses_per_frame"]
+    gsc_bits = sum(gsc.codec.layer_bits) + gsc.ref_payload.size / t
+    equal |= {"snr_db": compare_snr, "gsc_nme": gsc_row["nme"],
+              "gsc_channel_uses_per_frame": gsc_row["channel_uses_per_frame"],
+              "channel_use_ratio": None if not needed
+              else round(gsc_row["channel_uses_per_frame"] / needed, 4),
+              "gsc_bits_per_frame": round(gsc_bits, 1),
+              "gsc_channel_uses_per_frame_at_h264_mcs": round(gsc_bits / bpcu, 1),
+              "channel_use_ratio_at_h264_mcs": None if not needed
+              else round(gsc_bits / bpcu / needed, 4)}
+    os.makedirs(out_dir, exist_ok=True)
+    grid_paths = []
+    for snr, rows_img in strips:
+        name = f"meeting_snr{snr:g}.png"
+        save_grid(rows_img, os.path.join(out_dir, name), scale=2)
+        grid_paths.append(name)
+    _side_by_side_gif(gif_frames, os.path.join(out_dir, "meeting.gif"))
+    plot_vs_snr(rows, {"nme": "landmark NME (lower better)", "psnr": "PSNR [dB]",
+                       "feature_distance": "EffNet-Lite2 feature distance",
+                       "temporal_error": "temporal error"}, METHODS,
+                os.path.join(out_dir, "meeting.png"),
+                f"meeting, {channel}, rho={rho:.4g}, {t} frames of {data.source}")
+    doc = {"scenario": "meeting", "config": {"link": str(link), "channel": channel,
+                                             "snrs": list(map(float, snrs)), "rho": rho,
+                                             "frames": t, "clip": data.source,
+                                             "keypoint_share": keypoint_share,
+                                             "budget_channel_uses_per_frame": budget_cu},
+           "snr_kind": "esno", "seed": seed, "versions": _versions(),
+           "frames_without_detection": int((~present).sum()),
+           "rows": rows, "details": details, "h264_equal_nme": equal,
+           "seconds": round(time.time() - t0, 1)}
+    write_table(doc, COLUMNS, out_dir, "meeting")
+    write_html_report(out_dir, "gsc scenario meeting",
+                      f"{t} frames ({data.source}), {channel}, rho = {rho:.4g} "
+                      f"({budget_cu:.0f} channel uses per frame), Es/N0 {list(snrs)} dB. "
+                      "Columns: original | gsc | H.264 | JPEG.",
+                      [ReportSection("Metrics vs SNR", images=["meeting.png", "meeting.gif"],
+                                     rows=rows, columns=COLUMNS),
+                       ReportSection("Frames per SNR", images=grid_paths),
+                       ReportSection("H.264 for equal landmark error",
+                                     text=f"gsc at {compare_snr:g} dB: NME {gsc_row['nme']:.3f}"
+                                          f" with {gsc_row['channel_uses_per_frame']:.0f} "
+                                          f"channel uses/frame; H.264 needs {needed} "
+                                          f"(ratio {equal['channel_use_ratio']}).",
+                                     rows=equal["sweep"],
+                                     columns=["crf", "bytes", "channel_uses_per_frame",
+                                              "nme"])])
+    echo(f"meeting: wrote {os.path.join(out_dir, 'meeting.json')} "
+         f"({doc['seconds']:.0f} s)")
+    return doc
+
+
+def _versions() -> dict:
+    import av
+    import sionna
+
+    return {"torch": torch.__version__, "numpy": np.__version__, "sionna": sionna.__version__,
+            "av": av.__version__}

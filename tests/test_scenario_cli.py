@@ -1,0 +1,98 @@
+"""`gsc scenario`: the road scenario end to end on tiny inputs, and bad input."""
+
+import json
+
+import click
+import numpy as np
+import pytest
+from PIL import Image
+
+from gsc_phy.cli import main
+from gsc_phy.config import ConfigError
+from gsc_semantic.scenarios.cli import _load
+from gsc_semantic.scenarios.common import parse_link
+from gsc_semantic.scenarios.road_train import train_all
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """Road models after one training step each (the pipeline, not their quality)."""
+    root = tmp_path_factory.mktemp("road_ckpt")
+    train_all(str(root), seg_steps=1, codec_steps=1, scenes=4)
+    return str(root)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gsc: error: "), err
+    return lines[0]
+
+
+def test_parse_link():
+    assert parse_link("sim").kind == "sim" and parse_link("loopback").kind == "loopback"
+    spec = parse_link("sigmf:/data/rec.sigmf-meta")
+    assert (spec.kind, spec.path, str(spec)) == ("sigmf", "/data/rec.sigmf-meta",
+                                                 "sigmf:/data/rec.sigmf-meta")
+    for bad in ("", "sigmf:", "usrp", "SIM"):
+        with pytest.raises(ConfigError):
+            parse_link(bad)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["road", "--link", "radio"], "--link"),
+    (["road", "--snr", "10:0:1"], "empty"),
+    (["road", "--snr", "loud"], "--snr"),
+    (["road", "--rho", "0"], "rho"),
+    (["road", "--scenes", "0"], "--scenes"),
+    (["meeting", "--link", "sigmf:"], "sigmf"),
+    (["road", "--no-such-flag"], "no-such-flag"),
+])
+def test_bad_input_one_line_exit_2(args, words, tmp_path, capsys):
+    assert main(["scenario", *args, "--out", str(tmp_path)]) == 2
+    assert words in _one_error_line(capsys)
+
+
+def test_missing_scenario_module_is_one_clear_error():
+    with pytest.raises(click.ClickException, match="not available"):
+        _load("gsc_semantic.scenarios.no_such_scenario", "run", "test")
+
+
+def test_road_needs_simulated_link_and_readable_images(tiny_checkpoints, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["scenario", "road", "--link", "loopback", "--out", out]) == 2
+    assert "not implemented" in _one_error_line(capsys)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "ok.png")
+    (folder / "bad.png").write_bytes(b"\x89PNG broken")
+    assert main(["scenario", "road", "--images", str(folder), "--checkpoints",
+                 tiny_checkpoints, "--out", out]) == 2
+    assert "bad.png" in _one_error_line(capsys)
+    assert main(["scenario", "road", "--checkpoints", str(tmp_path / "none"),
+                 "--out", out]) == 2
+    assert "--train" in _one_error_line(capsys)
+
+
+def test_road_cli_writes_tables_figures_report(tiny_checkpoints, tmp_path):
+    out = tmp_path / "road"
+    assert main(["scenario", "road", "--scenes", "2", "--snr", "-10,30", "--rho", "1/6",
+                 "--checkpoints", tiny_checkpoints, "--out", str(out)]) == 0
+    for name in ("road.json", "road.md", "road.gif", "road_vs_snr.png", "report.html",
+                 "grid_snr-10.png", "grid_snr30.png"):
+        assert (out / name).stat().st_size > 100, name
+    doc = json.loads((out / "road.json").read_text())
+    assert doc["snr_kind"] == "esno" and doc["seed"] == 0 and doc["versions"]["torch"]
+    rows = {(r["method"], r["snr_db"]): r for r in doc["rows"]}
+    assert set(rows) == {(m, s) for m in ("gsc-uep", "gsc-single", "jpeg", "webp")
+                         for s in (-10.0, 30.0)}
+    budget = 3 * 64 * 64 / 6
+    for r in doc["rows"]:
+        assert r["channel_uses"] <= budget + 1e-6 and r["rho"] <= 1 / 6 + 1e-9
+        assert 0 <= r["miou"] <= 1 and 0 <= r["f1"] <= 1
+    assert rows[("gsc-uep", 30.0)]["layers_received"] == 4
+    assert rows[("gsc-uep", -10.0)]["layers_received"] == 0
+    assert rows[("jpeg", 30.0)]["delivered"] == 1 and rows[("jpeg", -10.0)]["delivered"] == 0
+    assert [r["method"] for r in doc["references"]][0] == "original"
+    assert "| gsc-uep |" in (out / "road.md").read_text()
+    assert "road_vs_snr.png" in (out / "report.html").read_text()
