@@ -26,7 +26,7 @@ from gnuradio import zeromq
 
 class gsc_tx_gen(gr.top_block):
 
-    def __init__(self, grid='default', tx_endpoint='tcp://127.0.0.1:5600', iq_endpoint='tcp://127.0.0.1:5602', gap_min=64, gap_max=512, seed=0, stats_dir=''):
+    def __init__(self, grid='default', tx_endpoint='tcp://127.0.0.1:5600', iq_endpoint='tcp://127.0.0.1:5602', gap_min=64, gap_max=512, seed=0, idle_zeros=0, stats_dir=''):
         gr.top_block.__init__(self, "gsc streaming TX", catch_exceptions=True)
 
         ##################################################
@@ -38,13 +38,14 @@ class gsc_tx_gen(gr.top_block):
         self.gap_min = gap_min
         self.gap_max = gap_max
         self.seed = seed
+        self.idle_zeros = idle_zeros
         self.stats_dir = stats_dir
 
         ##################################################
         # Blocks
         ##################################################
 
-        self.tx = gsc_gr.ofdm_burst_tx(grid=grid, endpoint=tx_endpoint, bind=False, gap_min=gap_min, gap_max=gap_max, seed=seed, idle_zeros=False, stats_file=(stats_dir + '/tx.json') if stats_dir else '')
+        self.tx = gsc_gr.ofdm_burst_tx(grid=grid, endpoint=tx_endpoint, bind=False, gap_min=gap_min, gap_max=gap_max, seed=seed, idle_zeros=bool(idle_zeros), stats_file=(stats_dir + '/tx.json') if stats_dir else '')
         self.iq_out = zeromq.push_sink(gr.sizeof_gr_complex, 1, iq_endpoint, 100, True, (-1))
 
 
@@ -90,6 +91,12 @@ class gsc_tx_gen(gr.top_block):
     def set_seed(self, seed):
         self.seed = seed
 
+    def get_idle_zeros(self):
+        return self.idle_zeros
+
+    def set_idle_zeros(self, idle_zeros):
+        self.idle_zeros = idle_zeros
+
     def get_stats_dir(self):
         return self.stats_dir
 
@@ -120,6 +127,9 @@ def argument_parser():
         "--seed", dest="seed", type=intx, default=0,
         help="Set Seed [default=%(default)r]")
     parser.add_argument(
+        "--idle-zeros", dest="idle_zeros", type=intx, default=0,
+        help="Set Stream zeros between bursts (1 for continuously streaming radios) [default=%(default)r]")
+    parser.add_argument(
         "--stats-dir", dest="stats_dir", type=str, default='',
         help="Set Folder for the blocks' stats JSON ('' = none) [default=%(default)r]")
     return parser
@@ -128,7 +138,7 @@ def argument_parser():
 def main(top_block_cls=gsc_tx_gen, options=None):
     if options is None:
         options = argument_parser().parse_args()
-    tb = top_block_cls(grid=options.grid, tx_endpoint=options.tx_endpoint, iq_endpoint=options.iq_endpoint, gap_min=options.gap_min, gap_max=options.gap_max, seed=options.seed, stats_dir=options.stats_dir)
+    tb = top_block_cls(grid=options.grid, tx_endpoint=options.tx_endpoint, iq_endpoint=options.iq_endpoint, gap_min=options.gap_min, gap_max=options.gap_max, seed=options.seed, idle_zeros=options.idle_zeros, stats_dir=options.stats_dir)
 
     def sig_handler(sig=None, frame=None):
         tb.stop()

@@ -55,7 +55,7 @@ from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
 from .config import ConfigError, LinkConfig
 
 __all__ = ["run_loopback", "loopback", "radio_python_or_error", "ROOT", "LOSS_CAUSES",
-           "ChildFailed"]
+           "ChildFailed", "attribute_losses"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_loopback_gen.py")
@@ -111,16 +111,22 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 def _terminate(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> int | None:
-    """Stop ``proc`` (our child, leader of its own process group) and everything in its group:
-    SIGTERM, then SIGKILL for what is left after ``timeout_s``."""
+    """Stop ``proc`` (our child; with ``start_new_session=True`` it leads its own process group
+    and the whole group is stopped): SIGTERM, then SIGKILL for what is left after
+    ``timeout_s``."""
     if proc is None:
         return None
     if proc.poll() is None:
-        _killpg(proc.pid, signal.SIGTERM)
+        try:
+            leader = os.getpgid(proc.pid) == proc.pid
+        except ProcessLookupError:
+            leader = False
+        stop = (lambda sig: _killpg(proc.pid, sig)) if leader else proc.send_signal
+        stop(signal.SIGTERM)
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            _killpg(proc.pid, signal.SIGKILL)
+            stop(signal.SIGKILL)
             proc.wait(5)
     _killpg(proc.pid, signal.SIGKILL)  # whatever the leader left behind in its group
     return proc.returncode
@@ -144,6 +150,29 @@ def _tail(path: str, lines: int = 8) -> str:
             return "".join(fh.readlines()[-lines:]).strip()
     except OSError:
         return ""
+
+
+def attribute_losses(lost: int, measured: dict[str, int], aborted: bool = False
+                     ) -> dict[str, int]:
+    """Split ``lost`` frames over :data:`LOSS_CAUSES` so that they add up exactly.
+
+    :input lost: Frames sent but not delivered.
+    :input measured: Counts per cause (any of ``LOSS_CAUSES[:-2]``; missing ones are 0), each
+        capped, in the order of ``LOSS_CAUSES``, by what is left to explain.
+    :input aborted: A process failed: the rest is ``aborted``, else ``not_detected``.
+    :output: ``{cause: frames}`` for every cause; its sum is ``lost``.
+
+    >>> attribute_losses(5, {"crc_failed": 2})["not_detected"]
+    3
+    """
+    causes: dict[str, int] = {}
+    left = lost
+    for cause in LOSS_CAUSES[:-2]:
+        causes[cause] = min(int(measured.get(cause, 0)), left)
+        left -= causes[cause]
+    causes["aborted"] = left if aborted else 0
+    causes["not_detected"] = 0 if aborted else left
+    return causes
 
 
 def _read_json(path: str) -> dict:
@@ -408,13 +437,7 @@ def run_loopback(
         "decoder_dropped": dec_dropped,
         "result_lost": max(0, acked - len(res_list) - dec_dropped),
     }
-    causes: dict[str, int] = {}
-    left = lost
-    for cause in LOSS_CAUSES[:-2]:  # each capped by what is left to explain
-        causes[cause] = min(measured[cause], left)
-        left -= causes[cause]
-    causes["aborted"] = left if failure else 0
-    causes["not_detected"] = 0 if failure else left
+    causes = attribute_losses(lost, measured, aborted=failure is not None)
     lat = np.array([(r["t_done_ns"] - t_send[s]) / 1e6 for s, r in decoded.items()])
     evm = [10 ** (r["evm_db"] / 10) for r in decoded.values() if r.get("evm_db") is not None]
     samples = int(ch_stats.get("samples_in", tx_stats.get("samples_out", 0)))
@@ -517,6 +540,8 @@ def loopback(**o) -> None:
     if radio["radio"]:
         from .radio_link import loopback_radio_command
 
+        _refuse_emulator_options()
+
         loopback_radio_command(o, **radio)
         return
     try:
@@ -537,6 +562,23 @@ def loopback(**o) -> None:
         f"{(sps or 0) / 1e6:.2f} Msamples/s"
     )
     click.echo(f"wrote {os.path.join(o['out_dir'], 'loopback.json')}")
+
+
+EMULATOR_OPTIONS = ("snr_db", "channel", "cfo", "sfo_ppm", "delay", "delay_spread_ns", "mimo",
+                    "precoder", "channel_feed")
+
+
+def _refuse_emulator_options() -> None:
+    """With ``--radio`` the profile is the channel: channel-emulator options given on the
+    command line would be ignored, so they are refused (one line) instead."""
+    ctx = click.get_current_context()
+    given = [p.opts[0] for p in ctx.command.params if p.name in EMULATOR_OPTIONS
+             and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} set the software channel emulator, which --radio does not use: "
+            "the radio (or the profile's impairments, e.g. --set impairments.esno_db=15) is "
+            "the channel")
 
 
 def _run_loopback_point(o: dict, seed: int) -> list[dict]:

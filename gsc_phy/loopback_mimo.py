@@ -40,7 +40,14 @@ from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
 
 from .config import ConfigError, LinkConfig
-from .loopback import ROOT, _read_json, _tail, _terminate, radio_python_or_error
+from .loopback import (
+    ROOT,
+    _read_json,
+    _tail,
+    _terminate,
+    attribute_losses,
+    radio_python_or_error,
+)
 
 __all__ = [
     "run_feed_loopback",
@@ -251,19 +258,19 @@ def run_feed_loopback(
         shutil.rmtree(sock_dir, ignore_errors=True)
 
     decoded: dict[int, dict] = {}
-    causes: Counter = Counter(crc=0, undetected_error=0)
+    measured: Counter = Counter()
     blocks_ok = 0
     for r in res_list:
         ok = r.get("ok") or []
         seq = r.get("tx_seq")
         if not all(ok):
-            causes["crc"] += 1
+            measured["crc_failed"] += 1
             blocks_ok += sum(bool(v) for v in ok)
             continue
         want = None if seq is None or not 0 <= seq < frames else payload_crc32(
             loopback_payload(seq, seed, f.codewords_per_frame, f.payload_bits_per_block))
         if want is None or seq in decoded or r.get("payload_crc32") != want:
-            causes["undetected_error"] += 1
+            measured["undetected_error"] += 1
             continue
         decoded[seq] = r
         blocks_ok += len(ok)
@@ -271,10 +278,10 @@ def run_feed_loopback(
              for name in ("tx", "precoder", "channel", "rx")}
     dec_stats = _read_json(os.path.join(dec_dir, "decoder.json"))
     lost = frames - len(decoded)
-    causes["rx_queue_overflow"] = int(stats["rx"].get("queue_overflow", 0))
-    causes["decoder_absent"] = int(stats["rx"].get("decoder_absent", 0))
-    causes["decoder_dropped"] = int(dec_stats.get("dropped_total", 0) or 0)
-    causes["not_detected"] = max(0, lost - sum(causes.values()))
+    measured["queue_overflow"] = int(stats["rx"].get("queue_overflow", 0))
+    measured["decoder_absent"] = int(stats["rx"].get("decoder_absent", 0))
+    measured["decoder_dropped"] = int(dec_stats.get("dropped_total", 0) or 0)
+    causes = attribute_losses(lost, measured)
     lat = np.array([(r["t_done_ns"] - t_send[s]) / 1e6 for s, r in decoded.items()])
     evm = [10 ** (r["evm_db"] / 10) for r in decoded.values() if r.get("evm_db") is not None]
     samples = int(stats["channel"].get("samples_in", 0))

@@ -46,7 +46,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 import click
@@ -57,7 +56,14 @@ from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
 
 from .config import ConfigError, LinkConfig
-from .loopback import ROOT, _read_json, _terminate, radio_python_or_error
+from .loopback import (
+    LOSS_CAUSES,
+    ROOT,
+    _read_json,
+    _terminate,
+    attribute_losses,
+    radio_python_or_error,
+)
 
 __all__ = ["RadioLink", "run_tx", "run_rx", "run_radio_loopback", "loopback_radio_command",
            "tx", "rx"]
@@ -240,10 +246,18 @@ class RadioLink:
                                  "--tx-endpoint", self.eps["frames"], "--iq-endpoint",
                                  self.profile.tx_endpoint, "--gap-min", str(gap),
                                  "--gap-max", str(gap + 448), "--seed", str(self.seed),
+                                 "--idle-zeros", str(int(self._streams_continuously())),
                                  "--stats-dir", self.stats_dir])
         if self.profile.kind != "zmq":
             self._device("tx")
         return self.frames_out
+
+    def _streams_continuously(self) -> bool:
+        """True for radios that underrun when the modem pauses (USRP without burst tags, Pluto):
+        the modem then streams zeros between bursts."""
+        if self.profile.kind == "uhd":
+            return not self.profile.tx.get("burst_tag")
+        return self.profile.kind == "pluto"
 
     def stop(self, name: str, timeout_s: float = 10.0) -> int | None:
         """SIGTERM (then SIGKILL) the process ``name`` if it runs; its exit code."""
@@ -516,11 +530,13 @@ def _summary(link: RadioLink, res: _Results, expected: dict[int, int] | None,
                            "evm_db": r.get("evm_db"), "snr_db": r.get("snr_db"),
                            "cfo_subcarriers": r.get("cfo")})
     rx_stats = _read_json(os.path.join(link.stats_dir, "rx.json"))
-    lost: Counter = Counter({"crc": crc_fail})
-    if expected is not None:
-        lost["undetected_error"] = undetected
-        lost["rx_no_decoder"] = int(rx_stats.get("dropped_no_decoder", 0))
-        lost["not_detected"] = max(0, len(expected) - len(decoded) - sum(lost.values()))
+    measured = {"crc_failed": crc_fail, "undetected_error": undetected,
+                "queue_overflow": int(rx_stats.get("queue_overflow", 0)),
+                "decoder_absent": int(rx_stats.get("decoder_absent", 0))}
+    if expected is not None:  # every expected frame is decoded or lost with a cause
+        lost = attribute_losses(len(expected) - len(decoded), measured)
+    else:  # unknown traffic: what was seen to go wrong
+        lost = {cause: measured.get(cause, 0) for cause in LOSS_CAUSES[:-2]}
     out: dict[str, Any] = {
         "config": {"radio": link.profile.name, "kind": link.profile.kind,
                    "modulation": link.cfg.modulation, "k": link.cfg.k, "n": link.cfg.n,

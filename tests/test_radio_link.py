@@ -126,6 +126,8 @@ def test_bad_profiles_and_options_are_one_line_exit_2(gsc, tmp_path):
     assert rc == 2 and "replay a recording with gsc rx" in one_error_line(err)
     rc, out, err = gsc("tx", "--radio", "zmq", "--file", tmp_path / "none.bin", "--out", tmp_path)
     assert rc == 2 and "cannot read" in one_error_line(err)
+    rc, out, err = gsc("loopback", "--radio", "zmq", "--snr", 5, "--out", tmp_path)
+    assert rc == 2 and "--snr" in one_error_line(err) and "emulator" in err
 
 
 def _write_recording(base, n=4000):

@@ -202,7 +202,8 @@ class LayeredLink:
 
     :input layer_bits_arrays: one uint8 array [N, b_l] per layer (0/1).
     :input snr_db: Average Es/N0 in dB.
-    :input seed: Seeds the channel and noise draws of this call.
+    :input seed: Seeds the channel and noise draws of this call (layer ``l`` gets
+        ``64·seed + l``).
     :output: :class:`LayeredResult`.
     """
 
@@ -226,8 +227,6 @@ class LayeredLink:
 
     def __call__(self, layer_bits_arrays: Sequence[np.ndarray], snr_db: float,
                  seed: int = 0) -> LayeredResult:
-        from sionna.phy import config as sionna_config
-
         plan = self.plan
         if len(layer_bits_arrays) != len(plan.layer_bits):
             raise ValueError(f"{len(layer_bits_arrays)} layers given, the plan has "
@@ -237,7 +236,6 @@ class LayeredLink:
         for a, b in zip(arrays, plan.layer_bits, strict=True):
             if a.shape != (n, b):
                 raise ValueError(f"layer array of shape {a.shape}, expected {(n, b)}")
-        sionna_config.seed = seed
         erased = np.ones((n, len(arrays)), dtype=bool)
         received, frames, cu_sent = [], [], 0.0
         for layer, (a, mcs) in enumerate(zip(arrays, plan.mcs, strict=True)):
@@ -253,7 +251,8 @@ class LayeredLink:
             num_frames = math.ceil(num_blocks / frame.codewords_per_frame)
             stream = np.zeros(num_frames * frame.codewords_per_frame * per_block, np.uint8)
             stream[:n * b] = a.reshape(-1)
-            rx, ok = self.adaptive.transmit(stream, budget, True)
+            rx, ok = self.adaptive.transmit(stream, budget, True,
+                                            channel_seed=seed * 64 + layer)
             received.append(rx[:n * b].reshape(n, b).astype(np.uint8))
             for i in range(n):
                 erased[i, layer] = not ok[(i * b) // per_block:(i * b + b - 1) // per_block

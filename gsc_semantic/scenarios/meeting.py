@@ -2,9 +2,9 @@
 
 **gsc** (transmitter): the in-project landmark model (:mod:`.face_landmarks`) finds the 12
 face landmarks of every frame; the first frame with a face is the **reference**, sent once
-as a compact JPEG plus its landmarks (8 bits per coordinate) on the most robust MCS (strong
-protection); every frame then sends its keypoints as fixed-length deltas against the
-reference in two UEP layers (:mod:`.meeting_keypoints`) through
+as a compact WebP (headers the receiver knows left out) plus its landmarks (8 bits per
+coordinate) on the most robust MCS (strong protection); every frame then sends its keypoints
+as fixed-length deltas against the reference in two UEP layers (:mod:`.meeting_keypoints`) through
 :class:`~.layered_link.LayeredLink` (layer 1: face flag + MSBs on a robust MCS, layer 2:
 LSBs on a more fragile one), designed without knowing the SNR. Budget: every frame owns
 ``ρ·3·H·W`` channel uses; the keypoint layers get at most ``keypoint_share`` of them, the
@@ -109,7 +109,8 @@ class GscMeeting:
 
     def __init__(self, frames: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
                  decoder: MeetingDecoder, channel: str, rho: float,
-                 keypoint_share: float = 0.5, codec: KeypointCodec | None = None) -> None:
+                 keypoint_share: float = 0.5, codec: KeypointCodec | None = None,
+                 reference_codec: str = "webp") -> None:
         t, size = frames.shape[0], frames.shape[1]
         self.codec = codec or KeypointCodec(size=size)
         self.decoder = decoder
@@ -121,22 +122,24 @@ class GscMeeting:
         ref_cu = t * (rho * 3 * size * size - kp_cu)
         eff = self.kp_link.adaptive.budget(shape, 0.0, REFERENCE_MCS).bits_per_channel_use
         ref_bits = int(np.floor(ref_cu * eff))
-        jpeg_bytes = (ref_bits - self.codec.reference_bits) // 8
+        ref_bytes = (ref_bits - self.codec.reference_bits) // 8
         self.ref_index = int(np.argmax(present))
         self.reference = frames[self.ref_index]
+        self.reference_codec = reference_codec
         enc = encode_to_fit(torch.from_numpy(self.reference).permute(2, 0, 1).float() / 255,
-                            "jpeg", max(jpeg_bytes, 0))
+                            reference_codec, max(ref_bytes, 0))
         if enc is None:
-            raise ConfigError(f"rho={rho:.4g} leaves {max(jpeg_bytes, 0)} bytes for the "
-                              "reference frame, too few for a JPEG of it; raise --rho")
-        self.jpeg_bytes = jpeg_bytes
-        self.jpeg_quality = enc.quality
+            raise ConfigError(f"rho={rho:.4g} leaves {max(ref_bytes, 0)} bytes for the "
+                              f"reference frame, too few for a {reference_codec} of it; raise "
+                              "--rho or send more frames")
+        self.ref_bytes = ref_bytes
+        self.ref_quality = enc.quality
         ref_lm_bits = self.codec.encode_reference(landmarks[self.ref_index])
         self.ref_landmarks = self.codec.decode_reference(ref_lm_bits)
-        payload = np.zeros(8 * jpeg_bytes + self.codec.reference_bits, np.uint8)
+        payload = np.zeros(8 * ref_bytes + self.codec.reference_bits, np.uint8)
         jb = np.unpackbits(np.frombuffer(enc.data, np.uint8))
         payload[:jb.size] = jb
-        payload[8 * jpeg_bytes:] = ref_lm_bits
+        payload[8 * ref_bytes:] = ref_lm_bits
         self.ref_payload = payload
         self.ref_link = LayeredLink(channel, payload.size / eff / (3 * size * size) + 1e-9,
                                     [payload.size], [REFERENCE_MCS], image_shape=shape)
@@ -158,17 +161,17 @@ class GscMeeting:
         reference, ref_lm = None, self.ref_landmarks
         if not ref_rx.erased[0, 0]:
             bits = ref_rx.bits[0][0]
-            data = np.packbits(bits[:8 * self.jpeg_bytes]).tobytes()
-            img = decode(data, "jpeg", (3, self.size, self.size))
+            data = np.packbits(bits[:8 * self.ref_bytes]).tobytes()
+            img = decode(data, self.reference_codec, (3, self.size, self.size))
             reference = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            ref_lm = self.codec.decode_reference(bits[8 * self.jpeg_bytes:])
+            ref_lm = self.codec.decode_reference(bits[8 * self.ref_bytes:])
         kp, status = self.codec.decode(kp_rx.bits[0], kp_rx.bits[1], kp_rx.erased[:, 0],
                                        kp_rx.erased[:, 1], ref_lm)
         shown = self.decoder(reference, ref_lm, kp, self.size)
         plan = self.kp_link.plan
         record = {"reference_delivered": reference is not None,
-                  "reference_jpeg_bytes": self.jpeg_bytes,
-                  "reference_jpeg_quality": self.jpeg_quality,
+                  "reference_codec": self.reference_codec,
+                  "reference_bytes": self.ref_bytes, "reference_quality": self.ref_quality,
                   "reference_channel_uses": round(self.reference_cu, 1),
                   "keypoint_channel_uses_per_frame": round(self.keypoint_cu, 1),
                   "keypoint_layer_bits": list(plan.layer_bits),

@@ -177,9 +177,9 @@ def _gsc_row(link: LayeredLink, codec: RoadCodec, layers: list[np.ndarray], snr:
     return recon, info
 
 
-def _baseline_row(base: SeparationBaseline, images: torch.Tensor, snr: float
+def _baseline_row(base: SeparationBaseline, images: torch.Tensor, snr: float, seed: int
                   ) -> tuple[torch.Tensor, dict]:
-    out = base(images, snr)
+    out = base(images, snr, channel_seed=seed)
     delivered = float(out.delivered.float().mean())
     info = {"layers_received": delivered, "delivered": delivered,
             "channel_uses": float(np.mean([r.channel_uses for r in out.records])),
@@ -237,7 +237,7 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
             if m in links:
                 recon, info = _gsc_row(links[m], codec, layers, snr, seed + 1000 * k)
             else:
-                recon, info = _baseline_row(bases[m], images, snr)
+                recon, info = _baseline_row(bases[m], images, snr, seed + 1000 * k)
             recons[m] = recon
             rows.append({"method": m, "snr_db": snr, **scorer(recon), **info})
         echo(f"[road] Es/N0 {snr:g} dB: " + ", ".join(
