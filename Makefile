@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gsc-setup-stamp
 OUT    ?= gsc-demo
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench fuzz soak lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,12 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+fuzz: $(STAMP)
+	$(PY) benchmarks/fuzz_parsers.py --inputs 100000
+
+soak: $(STAMP)
+	$(PY) benchmarks/soak_bridge.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -175,7 +175,7 @@ def _wire_target(seed: int) -> Target:
                for code, dt in wire._WIRE_DTYPES.items() if code != wire.DType.BYTES]
     for f in frames:
         f.timestamp_ns = 1_700_000_000_000_000_000  # fixed: inputs reproducible run to run
-    seeds = [wire.encode(f) for f in frames]
+    seeds = [wire.encode(f, payload_crc=pc) for f in frames for pc in (True, False)]
 
     def make(i: int) -> bytes:
         rng = _rng(seed, "wire", i)
@@ -187,7 +187,10 @@ def _wire_target(seed: int) -> Target:
                 buf[off:off + width] = rng.choice([0, 1, 2**(8 * width) - 1]).to_bytes(
                     width, "little")
         if len(buf) >= 8 and rng.random() < 0.6:  # re-sign: reach the checks behind the CRC
-            buf[4:8] = struct.pack("<I", zlib.crc32(bytes(buf[8:])))
+            end = len(buf)
+            if len(buf) >= 14 and buf[12] & wire.FLAG_HEADER_CRC:  # the range the flag says
+                end = 40 + 8 * buf[11]
+            buf[4:8] = struct.pack("<I", zlib.crc32(bytes(buf[8:end])))
         return bytes(buf)
 
     return Target("wire", wire.decode, make, wire.WireError)
@@ -591,7 +594,7 @@ def run_atheris(name: str, runs: int, bound_s: float, seed: int) -> dict:
             "crashes": int(crashed and "timeout" not in out.stderr.lower()),
             "hangs": int(crashed and "timeout" in out.stderr.lower()),
             "elapsed_s": time.perf_counter() - t0,
-            "coverage_features": stats.get("new_units_added"), "errors": tail}
+            "corpus_units_added": stats.get("new_units_added"), "errors": tail}
 
 
 def main(argv: list[str] | None = None) -> dict:

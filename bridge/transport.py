@@ -1,7 +1,10 @@
 """ZeroMQ transports for bridge frames: PUB/SUB and PUSH/PULL on pyzmq.
 
 Senders encode :class:`~bridge.wire.Frame` objects with :func:`bridge.wire.encode` (bytes go
-out as they are); receivers decode with :func:`bridge.wire.decode` by default, or with any
+out as they are); on loopback TCP, IPC, in-process and CurveZMQ sockets, where ZeroMQ keeps
+bytes intact (CURVE adds a MAC), the frame CRC covers the header only (``HEADER_CRC``: one
+CRC pass over the payload less at each end); plain TCP to another host covers the payload;
+receivers decode with :func:`bridge.wire.decode` by default, or with any
 ``decoder`` such as :func:`bridge.pmt.deserialize` (gr-zeromq message blocks),
 :func:`bridge.pmt.parse_tagged` (gr-zeromq stream blocks with ``pass_tags``) or ``None``
 (raw bytes as they arrived). A message the decoder rejects is counted in
@@ -185,6 +188,8 @@ class Transport:
     ):
         if bind:
             check_bind_endpoint(endpoint, allow_remote, curve is not None and curve.is_server)
+        #: Whether ZeroMQ alone guarantees intact bytes here (local carrier or CURVE's MAC).
+        self.carrier_intact = curve is not None or _is_local(endpoint)
         self.timeout_ms = int(timeout_ms)
         self.linger_ms = int(linger_ms)
         self.stats = TransportStats()
@@ -270,6 +275,7 @@ class _Sender(Transport):
     ):
         super().__init__(socket_type, endpoint, **kw)
         self._encoder = encoder
+        self._payload_crc = not self.carrier_intact
 
     def send(self, obj: Any, *, topic: bytes | None = None, timeout_ms: int | None = None) -> bool:
         """Encode and send one message; ``False`` if it could not be queued in time.
@@ -281,7 +287,7 @@ class _Sender(Transport):
         if self._encoder is not None:
             data = self._encoder(obj)
         elif isinstance(obj, wire.Frame):
-            data = wire.encode(obj)
+            data = wire.encode(obj, payload_crc=self._payload_crc)
         elif isinstance(obj, (bytes, bytearray, memoryview)):
             data = obj
         else:

@@ -10,11 +10,12 @@ offset     size    type   field        meaning
 =========  ======  =====  ===========  ======================================================
 0          4       4s     magic        ``b"GSCW"``
 4          4       u32    crc32        CRC-32 (IEEE 802.3, as ``zlib.crc32``) of bytes 8..end
+                                       (of bytes 8..40+8*ndim with ``HEADER_CRC``)
 8          1       u8     version      :data:`VERSION` (1); other versions are rejected
 9          1       u8     kind         :class:`PayloadKind`
 10         1       u8     dtype        :class:`DType` code (0 = opaque bytes)
 11         1       u8     ndim         number of dimensions, 0..:data:`MAX_NDIM`
-12         2       u16    flags        bit 0 ``PACKED_BITS``; other bits must be 0
+12         2       u16    flags        bit 0 ``PACKED_BITS``, bit 1 ``HEADER_CRC``; others 0
 14         2       u16    layer        semantic layer index (z1 = 1, ...; 0 = not layered)
 16         4       u32    stream_id    application stream / link identifier
 20         4       u32    length       payload length in bytes
@@ -24,8 +25,13 @@ offset     size    type   field        meaning
 40+8*ndim  length  raw    payload      array bytes (C order, little-endian) or opaque bytes
 =========  ======  =====  ===========  ======================================================
 
-The payload therefore starts 8-byte aligned. :func:`decode` rejects anything malformed with a
-:class:`WireError` (a :class:`ValueError`) whose ``cause`` names the check that failed.
+The payload therefore starts 8-byte aligned. With the ``HEADER_CRC`` flag the CRC covers the
+header and shape only and the payload's integrity is left to the carrier: the bridge
+transports set it on loopback TCP, IPC, in-process and CurveZMQ sockets (where ZeroMQ
+delivers bytes intact, CURVE with a MAC), saving a CRC pass over the payload at each end;
+:func:`encode` alone (files, spools, other carriers) covers the payload. :func:`decode`
+rejects anything malformed with a :class:`WireError` (a :class:`ValueError`) whose ``cause``
+names the check that failed.
 
 >>> import numpy as np
 >>> f = Frame(PayloadKind.SYMBOLS, np.arange(4, dtype=np.complex64), seq=7, timestamp_ns=0)
@@ -54,6 +60,7 @@ __all__ = [
     "MAX_NDIM",
     "MAX_PAYLOAD",
     "FLAG_PACKED_BITS",
+    "FLAG_HEADER_CRC",
     "WireError",
     "PayloadKind",
     "DType",
@@ -71,7 +78,9 @@ MAX_NDIM = 8
 #: Largest payload :func:`decode` accepts by default (bytes).
 MAX_PAYLOAD = 1 << 30
 FLAG_PACKED_BITS = 0x0001
-_KNOWN_FLAGS = FLAG_PACKED_BITS
+#: The CRC covers bytes 8..40+8*ndim (header and shape), not the payload.
+FLAG_HEADER_CRC = 0x0002
+_KNOWN_FLAGS = FLAG_PACKED_BITS | FLAG_HEADER_CRC
 
 _CRC_START = 8  # the CRC covers bytes 8..end
 #: Largest product of the non-zero dimensions of an empty array (numpy's size limit is 2**63).
@@ -274,10 +283,12 @@ def unpack_bits(data: Any, count: int | None = None) -> np.ndarray:
     return np.unpackbits(raw, count=count, bitorder="big")
 
 
-def encode(frame: Frame) -> bytes:
+def encode(frame: Frame, *, payload_crc: bool = True) -> bytes:
     """Serialise a :class:`Frame` into one wire message (see the module table).
 
     :param frame: The frame; its payload is an array of a :class:`DType` or bytes.
+    :param payload_crc: CRC over header and payload; ``False`` covers the header and shape
+        only (flag ``HEADER_CRC``), for carriers that keep bytes intact themselves.
     :output: The message bytes. :class:`WireError` if a field or the dtype cannot be sent.
 
     >>> msg = encode(Frame(PayloadKind.ACK, b"", seq=1, timestamp_ns=0))
@@ -295,19 +306,20 @@ def encode(frame: Frame) -> bytes:
                 raise WireError(f"unknown payload kind {frame.kind!r}", "kind")
             try:
                 tail = _TAIL[len(shape)].pack(
-                    VERSION, frame.kind, code, len(shape), 0, frame.layer, frame.stream_id,
-                    payload.nbytes, frame.seq, frame.timestamp_ns, *shape,
+                    VERSION, frame.kind, code, len(shape), 0 if payload_crc else FLAG_HEADER_CRC,
+                    frame.layer, frame.stream_id, payload.nbytes, frame.seq, frame.timestamp_ns,
+                    *shape,
                 )
             except (struct.error, TypeError) as e:
                 raise WireError(
                     f"header field out of range or not an integer: {e}", "field"
                 ) from None
-            crc = zlib.crc32(payload, zlib.crc32(tail))
+            crc = zlib.crc32(payload, zlib.crc32(tail)) if payload_crc else zlib.crc32(tail)
             return b"".join((_MAGIC_CRC.pack(MAGIC, crc), tail, payload))
-    return _encode_general(frame)
+    return _encode_general(frame, payload_crc)
 
 
-def _encode_general(frame: Frame) -> bytes:
+def _encode_general(frame: Frame, payload_crc: bool) -> bytes:
     """:func:`encode` for every payload: bytes, packed bits, conversions, 0-d arrays."""
     kind = frame.kind
     if kind not in _KIND_BY_VALUE:
@@ -342,6 +354,8 @@ def _encode_general(frame: Frame) -> bytes:
         code, shape, ndim = DType.BYTES, (), 0
         data = payload if isinstance(payload, bytes) else bytes(payload)
         nbytes = len(data)
+    if not payload_crc:
+        flags |= FLAG_HEADER_CRC
     try:
         tail = _TAIL[ndim].pack(
             VERSION,
@@ -358,7 +372,7 @@ def _encode_general(frame: Frame) -> bytes:
         )
     except (struct.error, TypeError) as e:
         raise WireError(f"header field out of range or not an integer: {e}", "field") from None
-    crc = zlib.crc32(data, zlib.crc32(tail))
+    crc = zlib.crc32(data, zlib.crc32(tail)) if payload_crc else zlib.crc32(tail)
     return b"".join((_MAGIC_CRC.pack(MAGIC, crc), tail, data))
 
 
@@ -406,7 +420,8 @@ def decode(buf: Any, *, copy: bool = False, max_payload: int = MAX_PAYLOAD) -> F
         if n < start + length:
             raise WireError(f"message has {n} bytes, header needs {start + length}", "truncated")
         raise WireError(f"{n - start - length} bytes after the payload", "length")
-    if zlib.crc32(mv[_CRC_START:]) != crc:
+    # the flag is inside the range it selects: a flipped flag fails the CRC either way
+    if zlib.crc32(mv[_CRC_START:start] if flags & FLAG_HEADER_CRC else mv[_CRC_START:]) != crc:
         raise WireError("CRC-32 mismatch", "crc")
     kind_code, kind = kind, _KIND_BY_VALUE.get(kind)
     if kind is None:

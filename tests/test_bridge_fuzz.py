@@ -82,7 +82,10 @@ def mutate(data: bytes, draw, fix_crc: bool = False) -> bytes:
             value = draw(st.sampled_from([0, 1, 2**(8 * width) - 1, 2**(8 * width - 1)]))
             buf[i:i + width] = value.to_bytes(width, "little")[: len(buf) - i]
     if fix_crc and len(buf) >= 8:
-        buf[4:8] = zlib.crc32(bytes(buf[8:])).to_bytes(4, "little")
+        end = len(buf)
+        if len(buf) >= 14 and buf[12] & wire.FLAG_HEADER_CRC:  # re-sign what the flag covers
+            end = 40 + 8 * buf[11]
+        buf[4:8] = zlib.crc32(bytes(buf[8:end])).to_bytes(4, "little")
     return bytes(buf)
 
 
@@ -106,9 +109,9 @@ def test_wire_random_bytes(data):
 
 
 @FUZZ
-@given(frames())
-def test_wire_round_trip(frame):
-    got = wire.decode(wire.encode(frame))
+@given(frames(), st.booleans())
+def test_wire_round_trip(frame, payload_crc):
+    got = wire.decode(wire.encode(frame, payload_crc=payload_crc))
     assert (got.kind, got.seq, got.stream_id, got.layer, got.timestamp_ns) == (
         frame.kind, frame.seq, frame.stream_id, frame.layer, frame.timestamp_ns)
     if isinstance(frame.payload, bytes):
@@ -119,9 +122,9 @@ def test_wire_round_trip(frame):
 
 
 @FUZZ
-@given(frames(), st.data(), st.booleans())
-def test_wire_mutated_frames(frame, data, fix_crc):
-    msg = mutate(wire.encode(frame), data.draw, fix_crc)
+@given(frames(), st.data(), st.booleans(), st.booleans())
+def test_wire_mutated_frames(frame, data, fix_crc, payload_crc):
+    msg = mutate(wire.encode(frame, payload_crc=payload_crc), data.draw, fix_crc)
     out = answered_or_rejected(wire.decode, msg, wire.WireError)
     if out is not None:
         assert wire.decode(wire.encode(out)).seq == out.seq  # what is accepted re-encodes

@@ -12,7 +12,7 @@ import pytest
 import zmq
 
 from bridge import pmt as bp
-from bridge import transport
+from bridge import transport, wire
 from bridge.transport import Publisher, Puller, Pusher, Subscriber, check_bind_endpoint
 from bridge.wire import Frame, PayloadKind, encode
 
@@ -118,6 +118,28 @@ def test_push_pull_frames_in_order(ctx):
     assert rx.stats.dropped_total == 0
     assert rx.stats.bytes_received == 200 * len(encode(frame(0)))
     assert rx.closed and tx.closed
+
+
+def test_frame_crc_covers_the_payload_only_where_zeromq_does_not(ctx):
+    """Local carriers keep bytes intact: the CRC covers the header (HEADER_CRC flag), which
+    still catches a damaged header; plain TCP to another host covers the payload too."""
+    with (
+        Puller(context=ctx, decoder=None, timeout_ms=2000) as rx,
+        Pusher(rx.endpoint, bind=False, context=ctx) as tx,
+    ):
+        assert tx.carrier_intact
+        tx.send(frame(7))
+        raw = rx.recv()
+    assert int.from_bytes(raw[12:14], "little") & wire.FLAG_HEADER_CRC
+    assert wire.decode(raw).seq == 7
+    bad = bytearray(raw)
+    bad[24] ^= 1  # seq
+    with pytest.raises(wire.WireError, match="CRC"):
+        wire.decode(bytes(bad))
+    full = wire.encode(frame(7))  # encode() alone covers the payload
+    assert not int.from_bytes(full[12:14], "little") & wire.FLAG_HEADER_CRC
+    with Pusher("tcp://192.0.2.1:5555", bind=False, context=ctx, linger_ms=0) as far:
+        assert not far.carrier_intact
 
 
 def test_close_flushes_queued_messages(ctx):

@@ -36,7 +36,13 @@ from PIL import Image, ImageDraw
 from gsc_phy.config import ConfigError
 from gsc_phy.provenance import versions
 from gsc_semantic.baselines import SeparationBaseline
-from gsc_semantic.codec import CheckpointError, checkpoints_root, verify_checkpoint
+from gsc_semantic.codec import (
+    MANIFEST_NAME,
+    CheckpointError,
+    checkpoints_root,
+    verify_checkpoint,
+    write_manifest,
+)
 from gsc_semantic.eval_plots import tile
 from gsc_semantic.metrics import EffNetPerceptualDistance, miou, psnr, ssim
 
@@ -203,6 +209,8 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
         checkpoints = checkpoints or os.path.join(out_dir, "checkpoints")
         echo(f"[road] training segmenter and codec into {checkpoints}")
         train_all(checkpoints, seed=seed, size=size, log=echo)
+        if os.path.isfile(os.path.join(checkpoints, MANIFEST_NAME)):  # rebuilt shipped ones
+            write_manifest(checkpoints, {CODEC_DIR: REBUILD, SEGMENTER_DIR: REBUILD})
     segmenter, codec = load_road_models(checkpoints)
     if codec.config.size != size:
         raise ConfigError(f"the road codec works on {codec.config.size}x{codec.config.size} "
