@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from . import wire
+from .security import CurveConfig, release_server_socket, secure_client, secure_server_socket
 from .transport import check_bind_endpoint
 
 __all__ = ["ReliableQueue", "ReliableConsumer", "SeenFilter", "Key"]
@@ -165,7 +166,10 @@ class ReliableQueue:
     :param spool_dir: Folder of the on-disk spool (``None``: no spool).
     :param spool_max: Most frames in the spool.
     :param heartbeat_timeout_s: A consumer silent this long is declared dead.
-    :param allow_remote: Allow binding a non-loopback endpoint.
+    :param allow_remote: Allow binding a non-loopback endpoint (needs ``curve`` server keys).
+    :param curve: CurveZMQ server keys (:class:`~bridge.security.CurveConfig` with
+        ``authorized_dir``): traffic is encrypted and only consumers whose public key is in
+        that directory are admitted; others never get a frame nor count as consumers.
     :param context: ZeroMQ context (``inproc://`` peers must share one).
 
     :meth:`stats` counts ``put``, ``sent`` (deliveries, resends included), ``acked``,
@@ -181,9 +185,13 @@ class ReliableQueue:
         spool_max: int = 0,
         heartbeat_timeout_s: float = 3.0,
         allow_remote: bool = False,
+        curve: CurveConfig | None = None,
         context: zmq.Context | None = None,
     ) -> None:
-        check_bind_endpoint(endpoint, allow_remote)
+        if curve is not None and not curve.is_server:
+            raise ValueError("ReliableQueue binds: pass server keys, "
+                             "CurveConfig(secret_path, authorized_dir=DIR)")
+        check_bind_endpoint(endpoint, allow_remote, curve is not None)
         if queue_max < 1:
             raise ValueError("queue_max must be >= 1")
         self.endpoint = endpoint
@@ -197,13 +205,18 @@ class ReliableQueue:
         self._stop = threading.Event()
         self._ctx = context if context is not None else zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SNDTIMEO, 0)
+        self._zap_domain: str | None = None
         try:
+            if curve is not None:
+                self._zap_domain = secure_server_socket(self._sock, self._ctx, curve)
+            self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.SNDTIMEO, 0)
+            if "://[" in endpoint:  # IPv6 literal such as tcp://[::1]:5601
+                self._sock.setsockopt(zmq.IPV6, 1)
             self._sock.bind(endpoint)
-        except zmq.ZMQError:
-            self._sock.close(linger=0)
+        except BaseException:
+            self._close_socket()
             raise
         last = self._sock.getsockopt(zmq.LAST_ENDPOINT)
         self.endpoint = last.decode() if last else endpoint
@@ -292,8 +305,14 @@ class ReliableQueue:
     def close(self) -> None:
         """Stop the thread and close the socket (waiting frames stay in memory/spool)."""
         self._stop_thread()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
         if not self._sock.closed:
             self._sock.close(linger=0)
+        if self._zap_domain is not None:
+            release_server_socket(self._ctx, self._zap_domain)
+            self._zap_domain = None
 
     # ------------------------------------------------------------------ internals
     def _pending_locked(self) -> int:
@@ -419,6 +438,9 @@ class ReliableConsumer:
         its predecessor's unacknowledged frames resent at once).
     :param credit: Most frames held unacknowledged.
     :param heartbeat_s: Heartbeat period (keep it well below the producer's timeout).
+    :param curve: CurveZMQ client keys (:class:`~bridge.security.CurveConfig` with
+        ``server_public_path``) for a producer that requires them; checked here, so missing
+        or unreadable key files raise ``ValueError`` at construction.
     :param context: ZeroMQ context.
 
     Use :meth:`get` for the next frame and :meth:`ack` once it is finished with (after its
@@ -431,14 +453,28 @@ class ReliableConsumer:
         name: str = "",
         credit: int = 16,
         heartbeat_s: float = 0.5,
+        curve: CurveConfig | None = None,
         context: zmq.Context | None = None,
     ) -> None:
+        if curve is not None and curve.is_server:
+            raise ValueError("ReliableConsumer connects: pass client keys, "
+                             "CurveConfig(secret_path, server_public_path=SERVER.key)")
         self.endpoint = endpoint
         self.name = name or uuid.uuid4().hex
         self.credit = max(1, int(credit))
         self.heartbeat_s = float(heartbeat_s)
         self.counters: Counter = Counter()
         self._ctx = context if context is not None else zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        try:
+            if curve is not None:
+                secure_client(self._sock, curve.secret_path, curve.server_public_path)
+            self._sock.setsockopt(zmq.LINGER, 1000)
+            if "://[" in endpoint:
+                self._sock.setsockopt(zmq.IPV6, 1)
+        except BaseException:
+            self._sock.close(linger=0)
+            raise
         self._inbox: queue.Queue = queue.Queue()
         self._pipe_name = f"inproc://reliable-consumer-{uuid.uuid4().hex}"
         self._pipe_io = self._ctx.socket(zmq.PAIR)
@@ -479,8 +515,7 @@ class ReliableConsumer:
         self.close()
 
     def _loop(self) -> None:
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 1000)
+        sock = self._sock  # created in __init__, used only by this thread from here on
         sock.connect(self.endpoint)
         hello = _control({"t": "hello", "name": self.name, "credit": self.credit})
         self._send(sock, hello)

@@ -174,3 +174,68 @@ def test_two_servers_in_one_context_keep_their_own_authorised_keys(keys, tmp_pat
         for s in socks:
             s.close(0)
         ctx.destroy(linger=0)
+
+
+# ------------------------------------------------ enforced by the reliable RX->decoder queue
+
+
+def test_reliable_queue_remote_bind_serves_only_authorised_consumers(keys):
+    """The RX block's queue bound on all interfaces with CURVE server keys: a plain consumer
+    and one with an unknown key get no frame and never count as consumers (they are even
+    given more credit, so a leak would send them frames first); the authorised one gets all."""
+    from bridge.reliable import ReliableConsumer, ReliableQueue
+    from bridge.security import CurveConfig
+    from bridge.wire import Frame, PayloadKind
+
+    tmp, server, good, bad = keys
+    ctx = zmq.Context()
+    server_keys = CurveConfig(server.secret_path, authorized_dir=str(tmp / "authorized"))
+    consumers = []
+    q = ReliableQueue("tcp://0.0.0.0:*", allow_remote=True, curve=server_keys, context=ctx)
+    try:
+        q.start()
+        ep = "tcp://127.0.0.1:" + q.endpoint.rsplit(":", 1)[1]
+        plain = ReliableConsumer(ep, name="plain", credit=64, context=ctx)
+        stranger = ReliableConsumer(ep, name="stranger", credit=64, context=ctx, curve=CurveConfig(
+            bad.secret_path, server_public_path=server.public_path))
+        consumers += [plain, stranger]
+        assert plain.get(timeout_s=0.5) is None  # give the refused handshakes a chance
+        friend = ReliableConsumer(ep, name="friend", credit=1, context=ctx, curve=CurveConfig(
+            good.secret_path, server_public_path=server.public_path))
+        consumers.append(friend)
+        for seq in range(6):
+            assert q.put(Frame(PayloadKind.ACK, b"job%d" % seq, stream_id=3, seq=seq))
+        got = []
+        for _ in range(6):
+            f = friend.get(timeout_s=10)
+            assert f is not None
+            got.append(f.seq)
+            friend.ack(f)
+        stats = q.drain(timeout_s=10)
+        assert sorted(got) == list(range(6))
+        assert stats["acked"] == 6 and stats["consumers"] == 1
+        assert plain.get(timeout_s=0) is None and stranger.get(timeout_s=0) is None
+        assert plain.counters["received"] == stranger.counters["received"] == 0
+    finally:
+        q.close()
+        for c in consumers:
+            c.close()
+        ctx.destroy(linger=0)
+
+
+def test_reliable_queue_remote_bind_needs_server_keys(keys):
+    from bridge.reliable import ReliableConsumer, ReliableQueue
+    from bridge.security import CurveConfig
+
+    tmp, server, good, _ = keys
+    with pytest.raises(ValueError, match="needs CurveZMQ"):
+        ReliableQueue("tcp://0.0.0.0:5998", allow_remote=True)
+    with pytest.raises(ValueError, match="pass allow_remote=True"):
+        ReliableQueue("tcp://0.0.0.0:5998", curve=CurveConfig(
+            server.secret_path, authorized_dir=str(tmp / "authorized")))
+    client_keys = CurveConfig(good.secret_path, server_public_path=server.public_path)
+    with pytest.raises(ValueError, match="pass server keys"):
+        ReliableQueue("tcp://127.0.0.1:5998", curve=client_keys)
+    with pytest.raises(ValueError, match="not found"):
+        ReliableConsumer("tcp://127.0.0.1:5998", curve=CurveConfig(
+            str(tmp / "missing.key_secret"), server_public_path=server.public_path))

@@ -65,7 +65,8 @@ def _load(module: str, attr: str, what: str):
 
 @click.group()
 def scenario() -> None:
-    """Application scenarios: road monitoring and video meetings (gsc vs JPEG/WebP)."""
+    """Application scenarios: road monitoring (vs JPEG/WebP) and video meetings (vs H.264,
+    JPEG)."""
 
 
 @scenario.command()
@@ -96,11 +97,13 @@ def road(link_text, channel, snr_text, rho_text, out_dir, seed, scenes, images_d
 @scenario.command()
 @_common_options
 @click.option("--frames", type=int, default=16, show_default=True, help="video frames")
-def meeting(link_text, channel, snr_text, rho_text, out_dir, seed, frames):
-    """Video meeting: talking-head frames through the link vs JPEG/WebP."""
+@click.option("--clip", default="procedural", show_default=True,
+              help="procedural | astronaut | grace_hopper | a video file | a folder of frames")
+def meeting(link_text, channel, snr_text, rho_text, out_dir, seed, frames, clip):
+    """Video meeting: talking-head frames through the link vs H.264 and per-frame JPEG."""
     link, snrs, rho = _parse(link_text, snr_text, rho_text, 1 / 12)
     if frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {frames}")
     run_meeting = _load("gsc_semantic.scenarios.meeting", "run_meeting", "meeting")
     run_meeting(link=link, channel=channel, snrs=snrs, out_dir=out_dir, seed=seed,
-                frames=frames, rho=rho, echo=click.echo)
+                frames=frames, rho=rho, echo=click.echo, clip=clip)
