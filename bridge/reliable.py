@@ -51,10 +51,16 @@ from dataclasses import dataclass, field
 import zmq
 
 from . import wire
-from .security import CurveConfig, release_server_socket, secure_client, secure_server_socket
+from .security import (
+    CurveConfig,
+    release_server_socket,
+    secure_client,
+    secure_server_socket,
+    server_curve,
+)
 from .transport import check_bind_endpoint
 
-__all__ = ["ReliableQueue", "ReliableConsumer", "SeenFilter", "Key"]
+__all__ = ["ReliableQueue", "ReliableConsumer", "SeenFilter", "Key", "queue_server_curve"]
 
 logger = logging.getLogger("bridge.reliable")
 
@@ -121,6 +127,37 @@ class SeenFilter:
                 floor += 1
         self._floor[stream_id] = floor
         return False
+
+
+def queue_server_curve(endpoint: str, curve_secret: str = "",
+                       curve_authorized_dir: str = "") -> CurveConfig | None:
+    """CURVE server keys for a :class:`ReliableQueue` to bind on ``endpoint``, from the RX
+    blocks' ``curve_secret``/``curve_authorized_dir`` parameters ('' = off), checked now.
+
+    Loopback TCP, ``ipc://`` and ``inproc://`` endpoints may go without keys; any other
+    endpoint needs both (then the queue is bound with ``allow_remote=True``).
+
+    :output: Server :class:`~bridge.security.CurveConfig`, or ``None`` (no CURVE).
+    :raises ValueError: one line: a remote endpoint without keys, half a key pair, bad files.
+
+    >>> queue_server_curve("tcp://127.0.0.1:5601") is None
+    True
+    >>> queue_server_curve("tcp://0.0.0.0:5601")
+    Traceback (most recent call last):
+    ...
+    ValueError: decoder endpoint 'tcp://0.0.0.0:5601' is not loopback: set curve_secret and \
+curve_authorized_dir (CurveZMQ keys from 'gsc keys generate')
+    """
+    curve = server_curve(curve_secret, curve_authorized_dir)
+    if curve is None and endpoint:
+        try:
+            check_bind_endpoint(endpoint)
+        except ValueError:
+            raise ValueError(
+                f"decoder endpoint {endpoint!r} is not loopback: set curve_secret and "
+                "curve_authorized_dir (CurveZMQ keys from 'gsc keys generate')"
+            ) from None
+    return curve
 
 
 class _Spool:

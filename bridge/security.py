@@ -35,7 +35,8 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 __all__ = ["KeyPair", "CurveConfig", "generate_keypair", "load_keypair", "CurveServer",
-           "secure_client", "secure_server_socket", "release_server_socket", "require_curve"]
+           "secure_client", "secure_server_socket", "release_server_socket", "require_curve",
+           "server_curve", "client_curve"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,54 @@ class CurveConfig:
     def is_server(self) -> bool:
         """Whether these are server keys (an authorised-clients directory is set)."""
         return self.authorized_dir is not None
+
+
+def server_curve(secret_path: str = "", authorized_dir: str = "") -> CurveConfig | None:
+    """CURVE server keys from two optional paths ('' = off), as block parameters give them;
+    checked now, so a bad path fails at construction with one line.
+
+    :param secret_path: The server's ``NAME.key_secret``.
+    :param authorized_dir: Directory of authorised clients' ``*.key`` files.
+    :output: A server :class:`CurveConfig`, or ``None`` when both are empty.
+    :raises ValueError: only one given, or missing/unreadable key files.
+
+    >>> server_curve() is None
+    True
+    >>> server_curve(authorized_dir="keys/clients")
+    Traceback (most recent call last):
+    ...
+    ValueError: CurveZMQ server keys need a secret key file and an authorised-keys directory
+    """
+    if not (secret_path or authorized_dir):
+        return None
+    if not (secret_path and authorized_dir):
+        raise ValueError("CurveZMQ server keys need a secret key file and an authorised-keys "
+                         "directory")
+    load_keypair(secret_path)
+    if not os.path.isdir(authorized_dir):
+        raise ValueError(f"authorised-keys directory {authorized_dir} not found")
+    return CurveConfig(secret_path, authorized_dir=authorized_dir)
+
+
+def client_curve(secret_path: str = "", server_public_path: str = "") -> CurveConfig | None:
+    """CURVE client keys from two optional paths ('' or ``None`` = off), as CLI options give
+    them; checked now (one-line ``ValueError`` for half a pair or a bad file).
+
+    :param secret_path: This client's ``NAME.key_secret``.
+    :param server_public_path: The server's ``NAME.key``.
+    :output: A client :class:`CurveConfig`, or ``None`` when both are empty.
+
+    >>> client_curve("", "") is None
+    True
+    """
+    if not (secret_path or server_public_path):
+        return None
+    if not (secret_path and server_public_path):
+        raise ValueError("CurveZMQ client keys need a secret key file and the server's public "
+                         "key file")
+    load_keypair(secret_path)
+    _load_public(server_public_path)
+    return CurveConfig(secret_path, server_public_path=server_public_path)
 
 
 class _SharedAuthenticators:

@@ -55,7 +55,7 @@ class gsc_feed_loopback_gen(gr.top_block):
         ##################################################
 
         self.tx = gsc_gr.ofdm_burst_tx(grid=grid, endpoint=tx_endpoint, bind=False, gap_min=gap_min, gap_max=gap_max, seed=seed, idle_zeros=False, stats_file=(stats_dir + '/tx.json') if stats_dir else '')
-        self.rx = gsc_gr.ofdm_burst_rx(grid=grid, endpoint=rx_endpoint, bind=True, threshold=0.1, xcorr_threshold=0.35, max_int_cfo=4, time_interp="drift", send_timeout_ms=1000, pdus=False, stats_file=(stats_dir + '/rx.json') if stats_dir else '')
+        self.rx = gsc_gr.ofdm_burst_rx(grid=grid, endpoint=rx_endpoint, bind=True, threshold=0.1, xcorr_threshold=0.35, max_int_cfo=4, time_interp="drift", send_timeout_ms=1000, pdus=False, stats_file=(stats_dir + '/rx.json') if stats_dir else '', curve_secret='', curve_authorized_dir='')
         self.channel_0 = gsc_gr.channel_feed(num_tx=1, num_rx=1, snr_db=snr_db, cfo=cfo, fft_size=layout.fft_size, endpoint=feed_endpoint, bind=False, wait_ms=2000, channel=channel, delay_spread_ns=delay_spread_ns, samp_rate=layout.samp_rate_hz, seed=(seed + 1), stats_file=(stats_dir + '/channel.json') if stats_dir else '')
 
 

@@ -56,7 +56,7 @@ class gsc_mimo_loopback_gen(gr.top_block):
         ##################################################
 
         self.tx = gsc_gr.mimo_burst_tx(grid=grid, endpoint=tx_endpoint, bind=False, gap_min=gap_min, gap_max=gap_max, seed=seed, stats_file=(stats_dir + '/tx.json') if stats_dir else '', num_streams=2)
-        self.rx = gsc_gr.mimo_burst_rx(grid=grid, num_rx=2, endpoint=rx_endpoint, bind=True, threshold=0.1, xcorr_threshold=0.35, send_timeout_ms=1000, stats_file=(stats_dir + '/rx.json') if stats_dir else '')
+        self.rx = gsc_gr.mimo_burst_rx(grid=grid, num_rx=2, endpoint=rx_endpoint, bind=True, threshold=0.1, xcorr_threshold=0.35, send_timeout_ms=1000, stats_file=(stats_dir + '/rx.json') if stats_dir else '', curve_secret='', curve_authorized_dir='')
         self.precoder_0 = gsc_gr.precoder(grid=grid, num_tx=2, mode=precoder, channel=channel, delay_spread_ns=delay_spread_ns, samp_rate=layout.samp_rate_hz, channel_seed=(seed + 1), num_rx=2, stats_file=(stats_dir + '/precoder.json') if stats_dir else '', num_streams=2)
         self.channel_0 = gsc_gr.channel_feed(num_tx=2, num_rx=2, snr_db=snr_db, cfo=cfo, fft_size=layout.fft_size, endpoint=feed_endpoint, bind=False, wait_ms=2000, channel=channel, delay_spread_ns=delay_spread_ns, samp_rate=layout.samp_rate_hz, seed=(seed + 1), stats_file=(stats_dir + '/channel.json') if stats_dir else '')
 

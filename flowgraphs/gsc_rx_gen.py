@@ -26,7 +26,7 @@ from gnuradio import zeromq
 
 class gsc_rx_gen(gr.top_block):
 
-    def __init__(self, grid='default', iq_endpoint='tcp://127.0.0.1:5602', rx_endpoint='tcp://127.0.0.1:5601', threshold=0.1, stats_dir=''):
+    def __init__(self, grid='default', iq_endpoint='tcp://127.0.0.1:5602', rx_endpoint='tcp://127.0.0.1:5601', threshold=0.1, stats_dir='', curve_secret='', curve_authorized_dir=''):
         gr.top_block.__init__(self, "gsc streaming RX", catch_exceptions=True)
 
         ##################################################
@@ -37,12 +37,14 @@ class gsc_rx_gen(gr.top_block):
         self.rx_endpoint = rx_endpoint
         self.threshold = threshold
         self.stats_dir = stats_dir
+        self.curve_secret = curve_secret
+        self.curve_authorized_dir = curve_authorized_dir
 
         ##################################################
         # Blocks
         ##################################################
 
-        self.rx = gsc_gr.ofdm_burst_rx(grid=grid, endpoint=rx_endpoint, bind=True, threshold=threshold, xcorr_threshold=0.35, max_int_cfo=4, time_interp="drift", send_timeout_ms=1000, pdus=False, stats_file=(stats_dir + '/rx.json') if stats_dir else '')
+        self.rx = gsc_gr.ofdm_burst_rx(grid=grid, endpoint=rx_endpoint, bind=True, threshold=threshold, xcorr_threshold=0.35, max_int_cfo=4, time_interp="drift", send_timeout_ms=1000, pdus=False, stats_file=(stats_dir + '/rx.json') if stats_dir else '', curve_secret=curve_secret, curve_authorized_dir=curve_authorized_dir)
         self.iq_in = zeromq.pull_source(gr.sizeof_gr_complex, 1, iq_endpoint, 100, True, (-1))
 
 
@@ -82,6 +84,18 @@ class gsc_rx_gen(gr.top_block):
     def set_stats_dir(self, stats_dir):
         self.stats_dir = stats_dir
 
+    def get_curve_secret(self):
+        return self.curve_secret
+
+    def set_curve_secret(self, curve_secret):
+        self.curve_secret = curve_secret
+
+    def get_curve_authorized_dir(self):
+        return self.curve_authorized_dir
+
+    def set_curve_authorized_dir(self, curve_authorized_dir):
+        self.curve_authorized_dir = curve_authorized_dir
+
 
 
 def argument_parser():
@@ -102,13 +116,19 @@ def argument_parser():
     parser.add_argument(
         "--stats-dir", dest="stats_dir", type=str, default='',
         help="Set Folder for the blocks' stats JSON ('' = none) [default=%(default)r]")
+    parser.add_argument(
+        "--curve-secret", dest="curve_secret", type=str, default='',
+        help="Set CurveZMQ secret key of this RX host ('' = none; needed off loopback) [default=%(default)r]")
+    parser.add_argument(
+        "--curve-authorized-dir", dest="curve_authorized_dir", type=str, default='',
+        help="Set Directory of authorised decoder public keys [default=%(default)r]")
     return parser
 
 
 def main(top_block_cls=gsc_rx_gen, options=None):
     if options is None:
         options = argument_parser().parse_args()
-    tb = top_block_cls(grid=options.grid, iq_endpoint=options.iq_endpoint, rx_endpoint=options.rx_endpoint, threshold=options.threshold, stats_dir=options.stats_dir)
+    tb = top_block_cls(grid=options.grid, iq_endpoint=options.iq_endpoint, rx_endpoint=options.rx_endpoint, threshold=options.threshold, stats_dir=options.stats_dir, curve_secret=options.curve_secret, curve_authorized_dir=options.curve_authorized_dir)
 
     def sig_handler(sig=None, frame=None):
         tb.stop()

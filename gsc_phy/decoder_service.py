@@ -20,9 +20,17 @@ that the service supervises: one that dies is started again (at most ``--max-res
 times in all) under the same name, so the queue resends its unacknowledged frames at once;
 the service exits with code 1 when every worker has failed for good.
 
+A decoder on another host than the RX flowgraph (a GPU box) connects over CurveZMQ: the RX
+block binds a non-loopback endpoint with server keys and a directory of authorised decoder
+keys, and the service gives its own secret key and the RX host's public key
+(``--curve-secret``, ``--curve-server-key``; keys from ``gsc keys generate``); traffic is
+encrypted and a decoder whose key is not authorised gets nothing.
+
 .. code-block:: sh
 
     gsc decoder serve --connect tcp://127.0.0.1:5601 --workers 2 --out runs/decoder
+    gsc decoder serve --connect tcp://SDR_HOST:5601 --curve-secret keys/gpu1.key_secret \
+        --curve-server-key keys/sdr.key
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import click
 import numpy as np
 
 from bridge.reliable import ReliableConsumer
+from bridge.security import client_curve
 from bridge.transport import Pusher
 from bridge.wire import Frame, PayloadKind, WireError
 from flowgraphs.gsc_ofdm.grid import grid_path
@@ -119,6 +128,8 @@ class DecoderWorker:
     :param loopback_traffic: Read frame numbers from payloads (``gsc loopback`` traffic).
     :param threads: torch CPU threads of this worker (1: several workers scale across cores
         and a small batch does not pay for thread hand-offs).
+    :param curve_secret: This decoder's CurveZMQ secret key file ('' = plain ZeroMQ).
+    :param curve_server_key: The RX host's public key file (with ``curve_secret``).
     """
 
     def __init__(
@@ -133,6 +144,8 @@ class DecoderWorker:
         idle_exit_s: float = 0.0,
         loopback_traffic: bool = True,
         threads: int = 1,
+        curve_secret: str = "",
+        curve_server_key: str = "",
     ) -> None:
         import torch
 
@@ -147,6 +160,7 @@ class DecoderWorker:
         self.codec = StreamCodec(config_from_grid(self.grid_doc), device=device)
         self.shape = self.codec.data_shape
         self.connect = connect
+        self.curve = client_curve(curve_secret, curve_server_key)
         self.results_ep = results
         self.out_dir = out_dir
         self.batch_max = max(1, int(batch_max))
@@ -162,7 +176,7 @@ class DecoderWorker:
         if self.results_ep:
             self._res = Pusher(self.results_ep, bind=False, timeout_ms=2000, linger_ms=2000)
         self._rx = ReliableConsumer(self.connect, name=f"w{self.metrics.worker}",
-                                    credit=2 * self.batch_max)
+                                    credit=2 * self.batch_max, curve=self.curve)
         self._send({"type": "ready", "worker": self.metrics.worker, "pid": os.getpid()})
 
     def _send(self, obj: dict) -> None:
@@ -300,19 +314,25 @@ def serve(
     idle_exit_s: float = 0.0,
     threads: int = 1,
     max_restarts: int = 3,
+    curve_secret: str = "",
+    curve_server_key: str = "",
 ) -> dict:
     """Run and supervise ``workers`` decoder worker processes until SIGTERM/SIGINT.
 
     Workers (``spawn``) connect to ``connect`` and share the RX stream. A worker that exits
     with an error or a signal is started again under the same index while fewer than
     ``max_restarts`` restarts have happened; one that exits cleanly (idle exit) is not.
+    ``curve_secret`` and ``curve_server_key`` (both or neither; checked before any worker
+    starts, ``ValueError`` otherwise) make every worker a CurveZMQ client of the queue.
 
     :output: Merged metrics (:func:`merge_metrics`) plus ``worker_restarts`` and
         ``workers_failed`` (workers that died with no restart left), also written to
         ``OUT/decoder.json``.
     """
+    client_curve(curve_secret, curve_server_key)  # bad keys: one line before any worker runs
     base = dict(connect=connect, grid=grid, results=results, out_dir=out_dir,
-                batch_max=batch_max, device=device, idle_exit_s=idle_exit_s, threads=threads)
+                batch_max=batch_max, device=device, idle_exit_s=idle_exit_s, threads=threads,
+                curve_secret=curve_secret, curve_server_key=curve_server_key)
     ctx = mp.get_context("spawn")
     stopping = threading.Event()
 
@@ -395,13 +415,31 @@ def decoder() -> None:
               help="torch CPU threads per worker (0: torch's default)")
 @click.option("--max-restarts", type=int, default=3, show_default=True,
               help="Worker processes restarted after dying, in all")
+@click.option("--curve-secret", default="", metavar="PATH",
+              help="This decoder's CurveZMQ secret key (NAME.key_secret from 'gsc keys "
+                   "generate'), for an RX host that binds a non-loopback endpoint")
+@click.option("--curve-server-key", default="", metavar="PATH",
+              help="The RX host's CurveZMQ public key (NAME.key); with --curve-secret")
 @click.option("--seed", type=int, default=0, show_default=True, help="(decoding is deterministic)")
 def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit, threads,
-              max_restarts, seed) -> None:
-    """Decode the RX stream of a flowgraph (demap, LDPC, CRC); write metrics; Ctrl-C stops."""
+              max_restarts, curve_secret, curve_server_key, seed) -> None:
+    """Decode the RX stream of a flowgraph (demap, LDPC, CRC); write metrics; Ctrl-C stops.
+
+    A remote decoder (RX flowgraph on another host, its RX block bound with CurveZMQ keys)
+    gives --curve-secret and --curve-server-key; the RX host must hold this decoder's
+    public key in its authorised-keys directory. Example:
+
+    \b
+    gsc decoder serve --connect tcp://SDR_HOST:5601 \\
+        --curve-secret keys/gpu1.key_secret --curve-server-key keys/sdr.key
+    """
     from .config import ConfigError
 
     del seed
+    try:
+        client_curve(curve_secret, curve_server_key)
+    except ValueError as e:
+        raise ConfigError(f"--curve-secret/--curve-server-key: {e}") from None
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
     try:
@@ -412,7 +450,8 @@ def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit
         raise ConfigError("--max-restarts must be >= 0")
     os.makedirs(out_dir, exist_ok=True)
     m = serve(connect, workers, grid, results, out_dir, batch, device, idle_exit,
-              threads=threads, max_restarts=max_restarts)
+              threads=threads, max_restarts=max_restarts, curve_secret=curve_secret,
+              curve_server_key=curve_server_key)
     click.echo(
         f"decoded {m['frames']} frames ({m['frames_ok']} CRC ok), dropped {m['dropped_total']}, "
         f"{m['worker_restarts']} worker restart(s); "

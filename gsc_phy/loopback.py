@@ -201,6 +201,7 @@ def run_loopback(
     timeout_s: float = 600.0,
     deadline_ms: float | None = None,
     echo=None,
+    payloads: np.ndarray | None = None,
 ) -> dict:
     """Run the streaming loopback (see the module docstring); returns the loopback.json dict.
 
@@ -208,6 +209,14 @@ def run_loopback(
     ``queue_overflow``); ``deadline_ms``: a frame decoded later than this after it was sent
     counts as ``late``. Raises :class:`ChildFailed` (after writing loopback.json with
     ``failed``) when the flowgraph or the decoder service ends early.
+
+    ``payloads`` (uint8 0/1 [frames, codewords_per_frame, payload_bits_per_block]) sends these
+    bits instead of the numbered test payloads (``frames`` is then their count); the first
+    :data:`~gsc_phy.stream_decode.SEQ_BITS` bits of each are its frame number, as in
+    :func:`~gsc_phy.stream_decode.loopback_payload`. The returned dict (not loopback.json) then
+    adds ``delivered_seqs`` (frames decoded with every CRC-24A passing and the payload CRC-32
+    of what was sent) and ``frame_results`` (``{"tx_seq", "ok", "crc_match"}`` per decoded
+    burst; ``tx_seq`` is None unless every block passed).
     """
     import torch
 
@@ -216,6 +225,9 @@ def run_loopback(
     from .stream_decode import StreamCodec, loopback_payload, payload_crc32
 
     say = echo or (lambda msg: None)
+    if payloads is not None:
+        payloads = np.asarray(payloads, dtype=np.uint8)
+        frames = int(payloads.shape[0]) if payloads.ndim == 3 else 0
     if frames < 1 or window < 1 or workers < 0:
         raise ConfigError("--frames and --window must be >= 1, --workers >= 0")
     if deadline_ms is not None and deadline_ms <= 0:
@@ -241,6 +253,13 @@ def run_loopback(
     codec = StreamCodec(cfg)
     f = codec.frame
     fid = int(doc["format_id"])
+    if payloads is not None:
+        _check_payloads(payloads, f.codewords_per_frame, f.payload_bits_per_block)
+
+    def frame_payload(seq: int) -> np.ndarray:
+        if payloads is not None:
+            return payloads[seq]
+        return loopback_payload(seq, seed, f.codewords_per_frame, f.payload_bits_per_block)
 
     sock_dir = tempfile.mkdtemp(prefix="gsc-lb-")
     tx_ep, rx_ep, res_ep = (f"ipc://{sock_dir}/{name}.sock" for name in ("tx", "rx", "res"))
@@ -313,8 +332,7 @@ def run_loopback(
             if sent < frames and sent - accounted < window:
                 if not pending:
                     seqs = list(range(sent, min(frames, sent + batch)))
-                    pl = np.stack([loopback_payload(s, seed, f.codewords_per_frame,
-                                                    f.payload_bits_per_block) for s in seqs])
+                    pl = np.stack([frame_payload(s) for s in seqs])
                     _, x = codec.encode(pl)
                     pending = list(zip(seqs, x, strict=True))
                 seq, x = pending.pop(0)
@@ -404,8 +422,7 @@ def run_loopback(
         if seq is None or not 0 <= seq < sent:
             undetected += 1
             continue
-        want = payload_crc32(loopback_payload(seq, seed, f.codewords_per_frame,
-                                              f.payload_bits_per_block))
+        want = payload_crc32(frame_payload(seq))
         if r.get("payload_crc32") != want:
             undetected += 1
             continue
@@ -486,7 +503,29 @@ def run_loopback(
         json.dump(result, fh, indent=2)
     if failure is not None:
         raise failure
+    if payloads is not None:
+        result["delivered_seqs"] = sorted(decoded)
+        result["frame_results"] = [
+            {"tx_seq": r.get("tx_seq"), "ok": [bool(v) for v in r.get("ok") or []],
+             "crc_match": r.get("tx_seq") in range(sent)
+             and r.get("payload_crc32") == payload_crc32(frame_payload(r["tx_seq"]))}
+            for r in res_list]
     return result
+
+
+def _check_payloads(payloads: np.ndarray, codewords: int, payload_bits: int) -> None:
+    """:class:`ConfigError` unless ``payloads`` is [frames, codewords, payload_bits] of 0/1
+    whose first SEQ_BITS bits number the frames 0, 1, ..."""
+    from .stream_decode import payload_seq
+
+    if payloads.shape[1:] != (codewords, payload_bits):
+        raise ConfigError(f"payloads of shape {payloads.shape}, the frame format needs "
+                          f"[frames, {codewords}, {payload_bits}]")
+    if payloads.max(initial=0) > 1:
+        raise ConfigError("payloads must hold bits (0/1)")
+    bad = [i for i in range(len(payloads)) if payload_seq(payloads[i]) != i]
+    if bad:
+        raise ConfigError(f"payload {bad[0]} does not start with its frame number")
 
 
 @click.command()

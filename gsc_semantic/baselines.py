@@ -641,6 +641,21 @@ def scrambling_sequence(num_bits: int) -> np.ndarray:
     return rng.integers(0, 2, num_bits, dtype=np.uint8)
 
 
+def _stream_transport(transport, base: LinkConfig, seed: int):
+    """``"sim"`` -> None; ``"loopback"`` -> a new StreamTransport for ``base``'s channel;
+    a transport object -> itself."""
+    if transport == "sim":
+        return None
+    if transport == "loopback":
+        from gsc_semantic.stream_transport import StreamTransport
+
+        return StreamTransport(base.channel, delay_spread_ns=base.delay_spread_s * 1e9,
+                               seed=seed)
+    if isinstance(transport, str):
+        raise ConfigError(f"transport must be 'sim' or 'loopback', got {transport!r}")
+    return transport
+
+
 class AdaptiveLink:
     """A SISO gsc_phy link with genie link adaptation at bandwidth ratio ``rho``: what the
     separation baselines and gsc's own semantic link share (budgets, MCS, transmission).
@@ -655,12 +670,16 @@ class AdaptiveLink:
     :param seed: Seeds Sionna's global RNG (channel and noise draws) at construction; the
         same calls in the same order give the same results.
     :param device: Torch device of the link.
+    :param transport: Where :meth:`transmit` sends the transport blocks: ``"sim"`` (gsc_phy's
+        simulated link), ``"loopback"`` (the GNU Radio streaming loopback, one run per
+        transmission, :class:`gsc_semantic.stream_transport.StreamTransport`) or such a
+        transport object (shared by several links to sum their counters).
     """
 
     def __init__(self, channel: str = "awgn", rho: float = 1 / 12, *,
                  base_config: LinkConfig | None = None, target_bler: float = TARGET_BLER,
                  backoff_db: float = 0.0, seed: int = 0, device: str | None = None,
-                 frames_per_call: int = 64) -> None:
+                 frames_per_call: int = 64, transport="sim") -> None:
         base = dataclasses.replace(base_config or LinkConfig(), channel=channel, seed=seed)
         if base.num_tx_ant != 1 or base.num_rx_ant != 1:
             raise ConfigError("link adaptation is calibrated for SISO links")
@@ -671,6 +690,7 @@ class AdaptiveLink:
         self.backoff_db = backoff_db
         self.device = device
         self.frames_per_call = frames_per_call
+        self.stream = _stream_transport(transport, base, seed)
         from sionna.phy import config as sionna_config
 
         sionna_config.seed = seed
@@ -722,6 +742,9 @@ class AdaptiveLink:
         if not anything:  # nothing fitted: nothing goes on the air
             return stream, np.zeros(stream.size // per_block, dtype=bool)
         scrambler = scrambling_sequence(stream.size)
+        if self.stream is not None:  # GNU Radio streaming loopback
+            rx, ok = self.stream.send(stream.astype(np.uint8) ^ scrambler, budget, channel_seed)
+            return rx ^ scrambler, ok
         payload = torch.from_numpy((stream.astype(np.uint8) ^ scrambler).astype(np.float32))
         payload = payload.reshape(-1, cws, per_block)
         link = self.link(budget.mcs)  # building a link reseeds: reseed after it

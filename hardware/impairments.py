@@ -105,7 +105,12 @@ def _num(name: str, value: Any, lo: float | None = None, hi: float | None = None
          unit: str = "", lo_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ImpairmentError(f"{name} must be a number, got {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond the float range
+        digits = int(int(value).bit_length() * math.log10(2)) + 1
+        raise ImpairmentError(f"{name} is an integer too large for a float "
+                              f"(about {digits} digits)") from None
     if not math.isfinite(v):
         raise ImpairmentError(f"{name} must be finite, got {value!r}")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
@@ -294,6 +299,9 @@ class ImpairmentConfig:
         if not isinstance(data, Mapping) and data is not None:
             raise ImpairmentError(f"impairments must be a mapping, got {type(data).__name__}")
         d = dict(data or {})
+        for key in d:
+            if not isinstance(key, str):
+                raise ImpairmentError(f"impairment names must be strings, got {key!r}")
         known = {f.name for f in fields(cls) if f.init}
         extra = {"cfo_subcarriers", "fft_size"}
         unknown = sorted(set(d) - known - extra)

@@ -39,6 +39,7 @@ Standard library + PyYAML only, so both interpreters import it.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import math
 import os
 import re
@@ -499,6 +500,15 @@ def _parse_tx_common(r: _Reader, out: dict[str, Any], default_backoff: float,
 
 
 def _check_endpoint(profile: str, key: str, value: str) -> str:
+    """Validate one IQ endpoint: a ZeroMQ address on this host (loopback TCP or ipc/inproc).
+
+    gr-zeromq's IQ blocks bind these with plain ZeroMQ (no CurveZMQ option), so a TCP host
+    other than ``127.x.x.x``/``localhost`` is refused; IPv6 literals too, as gr-zeromq 3.10
+    sets no IPv6 socket option and fails to bind them.
+    """
+    if value.startswith("tcp://["):
+        raise ProfileError(f"profile {profile}: zmq.{key} = {value!r}: gr-zeromq 3.10 cannot "
+                           "use IPv6 addresses; use tcp://127.0.0.1:PORT or ipc://PATH")
     if not _ENDPOINT_RE.match(value):
         raise ProfileError(f"profile {profile}: zmq.{key} = {value!r} is not a ZeroMQ endpoint "
                            "(tcp://HOST:PORT, ipc://PATH)")
@@ -506,7 +516,27 @@ def _check_endpoint(profile: str, key: str, value: str) -> str:
     if m and not 1 <= int(m.group(1)) <= 65535:
         raise ProfileError(f"profile {profile}: zmq.{key} port {m.group(1)} is out of range "
                            "(1 to 65535)")
+    host = value[len("tcp://"):].rsplit(":", 1)[0] if value.startswith("tcp://") else ""
+    if host and not _is_loopback_host(host):
+        raise ProfileError(f"profile {profile}: zmq.{key} = {value!r} is not loopback: the "
+                           "gr-zeromq IQ blocks cannot use CurveZMQ, so IQ stays on this host "
+                           "(127.0.0.1, localhost or ipc://); put the decoder on another host "
+                           "through the RX block's CURVE-secured queue instead")
     return value
+
+
+def _is_loopback_host(host: str) -> bool:
+    """Whether a TCP host name/address stays on this machine (``127.0.0.0/8``, localhost).
+
+    >>> [_is_loopback_host(h) for h in ("127.0.0.1", "localhost", "0.0.0.0", "*", "eth0")]
+    [True, True, False, False, False]
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a wildcard, an interface or a host name
+        return False
 
 
 def _parse_uhd(name: str, top: _Reader, fs: float, fc: float) -> tuple[dict, dict, dict]:

@@ -239,3 +239,101 @@ def test_reliable_queue_remote_bind_needs_server_keys(keys):
     with pytest.raises(ValueError, match="not found"):
         ReliableConsumer("tcp://127.0.0.1:5998", curve=CurveConfig(
             str(tmp / "missing.key_secret"), server_public_path=server.public_path))
+
+
+@pytest.mark.radio
+@pytest.mark.parametrize("block", ["ofdm_burst_rx", "mimo_burst_rx"])
+def test_rx_blocks_need_curve_keys_for_a_remote_decoder_endpoint(keys, block):
+    pytest.importorskip("gnuradio")
+    from flowgraphs import gsc_gr
+
+    tmp, server, good, _ = keys
+    make = getattr(gsc_gr, block)
+    with pytest.raises(ValueError, match="is not loopback: set curve_secret"):
+        make(endpoint="tcp://0.0.0.0:5997")
+    with pytest.raises(ValueError, match="need a secret key file and an authorised-keys"):
+        make(endpoint="tcp://0.0.0.0:5997", curve_secret=server.secret_path)
+    with pytest.raises(ValueError, match="holds no secret key"):
+        make(endpoint="tcp://0.0.0.0:5997", curve_secret=server.public_path,
+             curve_authorized_dir=str(tmp / "authorized"))
+    rx = make(endpoint="tcp://0.0.0.0:*", curve_secret=server.secret_path,
+              curve_authorized_dir=str(tmp / "authorized"), send_timeout_ms=0)
+    assert rx.curve is not None and rx.curve.authorized_dir == str(tmp / "authorized")
+    rx.start()
+    try:
+        assert rx._queue._zap_domain is not None  # the bound queue is a CURVE server
+    finally:
+        rx.stop()
+    assert make(endpoint="tcp://127.0.0.1:5997").curve is None  # loopback: keys optional
+
+
+def test_decoder_serve_curve_options_are_checked_in_one_line(keys, capsys):
+    """``gsc decoder serve``: half a key pair or a missing key file is one line, exit 2,
+    before any worker starts."""
+    pytest.importorskip("torch")  # the decoder service lives on the ML side
+    from gsc_phy.decoder_service import main
+
+    tmp, server, good, _ = keys
+    base = ["serve", "--connect", "tcp://127.0.0.1:9", "--out", str(tmp / "out")]
+    cases = (
+        (["--curve-secret", good.secret_path], "need a secret key file and the server's public"),
+        (["--curve-server-key", server.public_path], "need a secret key file"),
+        (["--curve-secret", str(tmp / "nope.key_secret"), "--curve-server-key",
+          server.public_path], "nope.key_secret not found"),
+        (["--curve-secret", good.secret_path, "--curve-server-key", str(tmp / "nope.key")],
+         "nope.key not found"),
+    )
+    for extra, message in cases:
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gsc: error: --curve-secret/--curve-server-key:") and message in err
+        assert "\n" not in err
+    assert not (tmp / "out").exists()  # refused before anything ran
+
+
+def test_remote_decoder_worker_decodes_over_curve(keys, tmp_path):
+    """The remote case end to end: the RX queue bound on all interfaces with CURVE keys, a
+    decoder worker given its own secret and the RX host's public key decodes every frame."""
+    pytest.importorskip("torch")  # the decoder worker lives on the ML side
+    import threading
+
+    import numpy as np
+
+    from bridge.reliable import ReliableQueue
+    from bridge.security import CurveConfig
+    from bridge.transport import Puller
+    from flowgraphs.gsc_ofdm import BurstModulator, GridLayout, StreamReceiver
+    from flowgraphs.gsc_ofdm.messages import rx_frame
+    from gsc_phy.config import LinkConfig
+    from gsc_phy.decoder_service import DecoderWorker
+    from gsc_phy.stream_decode import StreamCodec, loopback_payload
+
+    tmp, server, good, _ = keys
+    codec, lay = StreamCodec(LinkConfig()), GridLayout.load("default")
+    f = codec.frame
+    _, x = codec.encode(np.stack([loopback_payload(s, 0, f.codewords_per_frame,
+                                                   f.payload_bits_per_block) for s in range(2)]))
+    mod, recv = BurstModulator(lay), StreamReceiver(lay)
+    sig = np.concatenate([np.concatenate([mod.modulate(xi), np.zeros(300, np.complex64)])
+                          for xi in x])
+    bursts = recv.process(sig) + recv.flush()
+    q = ReliableQueue("tcp://0.0.0.0:*", allow_remote=True, curve=CurveConfig(
+        server.secret_path, authorized_dir=str(tmp / "authorized"))).start()
+    ep = "tcp://127.0.0.1:" + q.endpoint.rsplit(":", 1)[1]
+    with Puller(timeout_ms=60000) as results:
+        w = DecoderWorker(ep, results=results.endpoint, out_dir=str(tmp_path), batch_max=2,
+                          curve_secret=good.secret_path, curve_server_key=server.public_path)
+        t = threading.Thread(target=w.run, daemon=True)
+        t.start()
+        try:
+            assert results.recv().json()["type"] == "ready"
+            for b in bursts:
+                q.put(rx_frame(b.x_hat, b.no_eff, {}, seq=b.seq, format_id=lay.format_id))
+            got = [results.recv().json() for _ in bursts]
+            stats = q.drain(timeout_s=30)
+        finally:
+            w.stop_event.set()
+            t.join(30)
+            q.close()
+    assert sorted(r["tx_seq"] for r in got) == [0, 1] and all(r["ok"] == [True] for r in got)
+    assert stats["acked"] == 2 and stats.get("decoder_absent", 0) == 0

@@ -250,6 +250,11 @@ def test_config_round_trips_through_dict():
     ({"cfo_subcarriers": 1.5, "fft_size": 72, "cfo_hz": 3}, "not both"),
     ({"cfo_subcarriers": 50, "fft_size": 72}, "cfo_subcarriers"),
     ({"cfo": 3}, "unknown impairment 'cfo'"),
+    # found by benchmarks/fuzz_parsers.py: mixed key types, integers beyond float range
+    ({"cfo": 3, 7: 1}, "impairment names must be strings, got 7"),
+    ({"cfo_hz": 10**400}, "cfo_hz is an integer too large for a float (about 401 digits)"),
+    ({"dc_offset": [0, -(10**400)]}, "dc_offset[1] is an integer too large"),
+    ({"cfo_subcarriers": 10**5000, "fft_size": 72}, "cfo_subcarriers is an integer too large"),
 ])
 def test_bad_parameters_give_one_line_naming_the_parameter(kw, needle):
     with pytest.raises(ImpairmentError) as ei:

@@ -123,6 +123,12 @@ BAD = [
     ("b210", "tx.burst_tag", "packet len", "tx.burst_tag"),
     ("b210", "zmq.rx_endpoint", "localhost:5000", "is not a ZeroMQ endpoint"),
     ("b210", "zmq.rx_endpoint", "tcp://127.0.0.1:5710", "must differ"),
+    # gr-zeromq IQ blocks bind without CurveZMQ: only this host's addresses
+    ("b210", "zmq.rx_endpoint", "tcp://0.0.0.0:5711", "is not loopback: the gr-zeromq IQ"),
+    ("zmq", "zmq.tx_endpoint", "tcp://*:5710", "cannot use CurveZMQ"),
+    ("zmq", "zmq.tx_endpoint", "tcp://192.168.1.5:5710", "is not loopback"),
+    ("zmq", "zmq.rx_endpoint", "tcp://sdr-host:5711", "is not loopback"),
+    ("zmq", "zmq.rx_endpoint", "tcp://[::1]:5711", "gr-zeromq 3.10 cannot use IPv6"),
     ("b210", "impairments", {"cfo_hz": 1}, "impairments apply to the zmq virtual radio only"),
     ("n210", "samp_rate_hz", 2.16e6, "not the USRP N210's master clock 100 MHz divided by an"),
     ("n210", "samp_rate_hz", 50e6, "out of range for the USRP N210"),
@@ -144,6 +150,13 @@ BAD = [
     ("zmq_impaired", "impairments.sro_ppm", 5000, "impairments: sro_ppm = 5000"),
     ("zmq_impaired", "impairments.cfo_typo", 1, "unknown impairment 'cfo_typo'"),
 ]
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://localhost:5799", "tcp://127.0.0.2:5799",
+                                      "ipc:///tmp/gsc-iq-rx"])
+def test_iq_endpoints_on_this_host_are_accepted(tmp_path, endpoint):
+    path = write_profile(tmp_path, edit(base("zmq"), "zmq.rx_endpoint", endpoint))
+    assert load_profile(path).rx_endpoint == endpoint
 
 
 @pytest.mark.parametrize("kind,key,value,needle", BAD)

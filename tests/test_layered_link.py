@@ -49,9 +49,11 @@ def test_bad_designs_raise_config_error(design, match):
         plan_layers(BITS, 300.0, "awgn", design)
 
 
-def test_only_sim_link_and_positive_budget():
-    with pytest.raises(ConfigError, match="loopback"):
-        LayeredLink("awgn", 1 / 6, BITS, link="loopback")
+def test_sim_or_loopback_link_and_positive_budget():
+    with pytest.raises(ConfigError, match="sigmf"):
+        LayeredLink("awgn", 1 / 6, BITS, link="sigmf")
+    with pytest.raises(ConfigError, match="streaming loopback emulates"):
+        LayeredLink("rayleigh", 1 / 6, BITS, link="loopback")
     with pytest.raises(ConfigError):
         LayeredLink("awgn", 0.0, BITS)
     with pytest.raises(ConfigError, match="first layer"):

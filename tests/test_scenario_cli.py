@@ -60,8 +60,11 @@ def test_missing_scenario_module_is_one_clear_error():
 
 def test_road_needs_simulated_link_and_readable_images(tiny_checkpoints, tmp_path, capsys):
     out = str(tmp_path / "out")
-    assert main(["scenario", "road", "--link", "loopback", "--out", out]) == 2
+    assert main(["scenario", "road", "--link", "sigmf:rec.sigmf-meta", "--out", out]) == 2
     assert "not implemented" in _one_error_line(capsys)
+    assert main(["scenario", "road", "--link", "loopback", "--channel", "rayleigh",
+                 "--out", out]) == 2
+    assert "streaming loopback emulates" in _one_error_line(capsys)
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / "ok.png")

@@ -219,6 +219,6 @@ def test_bad_clips_raise_one_line_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="no face"):
         run(str(tmp_path / "noface"))
     with pytest.raises(ConfigError, match="not implemented"):
-        run("procedural", link="loopback")
+        run("procedural", link="sigmf:rec.sigmf-meta")
     with pytest.raises(ConfigError, match="unknown clip source|does not exist"):
         run("nosuchclip")

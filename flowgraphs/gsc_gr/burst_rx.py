@@ -12,7 +12,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from bridge.reliable import ReliableQueue
+from bridge.reliable import ReliableQueue, queue_server_curve
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import rx_frame
 from flowgraphs.gsc_ofdm.rx import RxBurst, StreamReceiver
@@ -46,6 +46,11 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
     :param pdus: Also publish each burst on the ``frames`` message port (meta dict +
         c32 vector of the equalised symbols).
     :param stats_file: Write counters as JSON there when the flowgraph stops ('' = no).
+    :param curve_secret: CurveZMQ server secret key file (``gsc keys generate``; '' = off).
+    :param curve_authorized_dir: Directory of the decoder hosts' authorised public keys.
+        An ``endpoint`` that is not loopback/ipc (the decoder on another host, e.g.
+        ``tcp://0.0.0.0:5601``) requires both; the queue is then encrypted and only those
+        keys are served. Missing or half-given keys raise ``ValueError`` at construction.
 
     Queue sizes come from the environment (or set the attributes before the flowgraph
     starts): ``GSC_RX_QUEUE_MAX`` (:attr:`queue_max`, default 256) frames wait in memory for
@@ -71,10 +76,13 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         send_timeout_ms: int = 1000,
         pdus: bool = False,
         stats_file: str = "",
+        curve_secret: str = "",
+        curve_authorized_dir: str = "",
     ) -> None:
         if not bind:
             raise ValueError("ofdm_burst_rx binds its decoder endpoint (bind=True); "
                              "decoder workers connect to it")
+        self.curve = queue_server_curve(endpoint, curve_secret, curve_authorized_dir)
         gr.sync_block.__init__(self, name="gsc_ofdm_burst_rx", in_sig=[np.complex64],
                                out_sig=None)
         self.layout = GridLayout.load(grid)
@@ -106,7 +114,9 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         if self.endpoint:
             self._queue = ReliableQueue(self.endpoint, queue_max=self.queue_max,
                                         spool_dir=self.spool_dir or None,
-                                        spool_max=self.spool_max).start()
+                                        spool_max=self.spool_max,
+                                        allow_remote=self.curve is not None,
+                                        curve=self.curve).start()
         return True
 
     def stop(self) -> bool:

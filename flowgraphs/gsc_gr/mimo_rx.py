@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 from gnuradio import gr
 
-from bridge.reliable import ReliableQueue
+from bridge.reliable import ReliableQueue, queue_server_curve
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import rx_frame
 from flowgraphs.gsc_ofdm.mimo import MimoStreamReceiver
@@ -37,6 +37,11 @@ class mimo_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
     :param send_timeout_ms: At stop, how long to wait for a decoder when none ever connected
         (queued frames are then counted as ``decoder_absent``).
     :param stats_file: Write counters as JSON there when the flowgraph stops ('' = no).
+    :param curve_secret: CurveZMQ server secret key file (``gsc keys generate``; '' = off).
+    :param curve_authorized_dir: Directory of the decoder hosts' authorised public keys.
+        An ``endpoint`` that is not loopback/ipc (the decoder on another host, e.g.
+        ``tcp://0.0.0.0:5601``) requires both; the queue is then encrypted and only those
+        keys are served. Missing or half-given keys raise ``ValueError`` at construction.
     """
 
     def __init__(
@@ -49,9 +54,12 @@ class mimo_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         xcorr_threshold: float = 0.35,
         send_timeout_ms: int = 1000,
         stats_file: str = "",
+        curve_secret: str = "",
+        curve_authorized_dir: str = "",
     ) -> None:
         if not bind:
             raise ValueError("mimo_burst_rx binds its decoder endpoint (bind=True)")
+        self.curve = queue_server_curve(endpoint, curve_secret, curve_authorized_dir)
         gr.sync_block.__init__(self, name="gsc_mimo_burst_rx", in_sig=[np.complex64] * num_rx,
                                out_sig=None)
         self.layout = GridLayout.load(grid)
@@ -70,7 +78,9 @@ class mimo_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
 
     def start(self) -> bool:
         if self.endpoint:
-            self._queue = ReliableQueue(self.endpoint, queue_max=256).start()
+            self._queue = ReliableQueue(self.endpoint, queue_max=256,
+                                        allow_remote=self.curve is not None,
+                                        curve=self.curve).start()
         return True
 
     def stop(self) -> bool:

@@ -26,7 +26,9 @@ __all__ = ["scenario"]
 def _common_options(fn):
     options = [
         click.option("--link", "link_text", default="sim", show_default=True,
-                     help="sim | loopback | sigmf:PATH"),
+                     help="sim (gsc_phy simulation) | loopback (GNU Radio streaming link, "
+                          "awgn/tdl-a..e; slow: one loopback run, ~15-25 s, per method, "
+                          "layer and SNR) | sigmf:PATH (not implemented yet)"),
         click.option("--channel", default="awgn", show_default=True,
                      help="gsc_phy channel with calibrated MCS thresholds (awgn, tdl-a, "
                           "rayleigh)"),

@@ -28,8 +28,9 @@ from gsc_semantic.eval_plots import tile
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "write_table", "markdown_table",
-           "save_grid", "save_gif", "plot_vs_snr", "write_html_report", "ReportSection"]
+__all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "link_transport", "write_table",
+           "markdown_table", "save_grid", "save_gif", "plot_vs_snr", "write_html_report",
+           "ReportSection"]
 
 #: ``--link`` kinds: simulated gsc_phy, GNU Radio loopback, replay of a SigMF recording.
 LINK_KINDS = ("sim", "loopback", "sigmf")
@@ -64,6 +65,29 @@ def parse_link(text: str) -> LinkSpec:
             raise ConfigError("--link sigmf:PATH needs a recording path after 'sigmf:'")
         return LinkSpec("sigmf", path)
     raise ConfigError(f"--link must be sim, loopback or sigmf:PATH, got {text!r}")
+
+
+def link_transport(link: LinkSpec, channel: str, seed: int, out_dir: str, scenario: str,
+                   echo=None):
+    """The ``transport`` a scenario's links share: ``"sim"``, or for ``--link loopback`` one
+    :class:`~gsc_semantic.stream_transport.StreamTransport` (runs logged under
+    ``OUT/loopback/txNNNN``; its ``take()`` gives the counters per method). ``sigmf`` and a
+    channel the loopback cannot emulate raise :class:`~gsc_phy.config.ConfigError`.
+
+    Example::
+
+        >>> link_transport(parse_link("sim"), "awgn", 0, "runs/x", "road")
+        'sim'
+    """
+    if link.kind == "sim":
+        return "sim"
+    if link.kind != "loopback":
+        raise ConfigError(f"--link {link} is not implemented for the {scenario} scenario yet; "
+                          "use --link sim or loopback")
+    from gsc_semantic.stream_transport import StreamTransport
+
+    return StreamTransport(channel, seed=seed, out_dir=os.path.join(out_dir, "loopback"),
+                           echo=echo)
 
 
 def _fmt(v) -> str:

@@ -195,7 +195,9 @@ class LayeredLink:
     :param rho: Bandwidth ratio (channel uses, everything counted, / (C·H·W)).
     :param layer_bits: Bits per image of each layer, most important first.
     :param mcs_per_layer: ``"adaptive"`` (ladder), ``"single"`` or a list of MCS indices.
-    :param link: ``"sim"`` (gsc_phy simulation; the only kind implemented here).
+    :param link: ``"sim"`` (gsc_phy simulation), ``"loopback"`` (GNU Radio streaming
+        loopback, one run per layer and call) or a shared
+        :class:`~gsc_semantic.stream_transport.StreamTransport`.
     :param image_shape: (C, H, W) of the source image the budget refers to.
     :param base_config: Other SISO link settings (estimator, delay spread, ...).
     :param device: Torch device of the gsc_phy links.
@@ -209,18 +211,18 @@ class LayeredLink:
 
     def __init__(self, channel: str = "awgn", rho: float = 1 / 12,
                  layer_bits: Sequence[int] = (256,), mcs_per_layer="adaptive",
-                 link: str = "sim", image_shape: tuple[int, int, int] = (3, 64, 64), *,
+                 link="sim", image_shape: tuple[int, int, int] = (3, 64, 64), *,
                  base_config: LinkConfig | None = None, device: str | None = None) -> None:
-        if link != "sim":
-            raise ConfigError(f"LayeredLink runs on the simulated link only; --link {link} "
-                              "is not implemented for layered transmission yet")
+        if isinstance(link, str) and link not in ("sim", "loopback"):
+            raise ConfigError(f"LayeredLink runs on the simulated link or the streaming "
+                              f"loopback; --link {link} is not implemented for it")
         c, h, w = (int(v) for v in image_shape)
         self.image_shape = (c, h, w)
         self.rho = float(rho)
         if not self.rho > 0:
             raise ConfigError(f"the bandwidth ratio must be positive, got {rho}")
         self.adaptive = AdaptiveLink(channel, self.rho, base_config=base_config,
-                                     device=device)
+                                     device=device, transport=link)
         self.channel = channel
         self.plan = plan_layers(layer_bits, self.rho * c * h * w, channel, mcs_per_layer,
                                 self.adaptive.base_config)

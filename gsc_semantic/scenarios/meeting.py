@@ -51,6 +51,7 @@ from gsc_semantic.codec import checkpoints_root
 from gsc_semantic.scenarios.common import (
     LinkSpec,
     ReportSection,
+    link_transport,
     plot_vs_snr,
     save_gif,
     save_grid,
@@ -104,20 +105,21 @@ class GscMeeting:
         [T, 12, 2] and ``present`` [T] flags from the landmark model.
     :param decoder: :class:`~.meeting_decoder.MeetingDecoder`.
     :param channel, rho: link and bandwidth ratio; ``keypoint_share``: the keypoints' share
-        of the per-frame budget.
+        of the per-frame budget; ``link``: ``"sim"``, ``"loopback"`` or a shared
+        :class:`~gsc_semantic.stream_transport.StreamTransport` (see :class:`LayeredLink`).
     """
 
     def __init__(self, frames: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
                  decoder: MeetingDecoder, channel: str, rho: float,
                  keypoint_share: float = 0.5, codec: KeypointCodec | None = None,
-                 reference_codec: str = "webp") -> None:
+                 reference_codec: str = "webp", link="sim") -> None:
         t, size = frames.shape[0], frames.shape[1]
         self.codec = codec or KeypointCodec(size=size)
         self.decoder = decoder
         self.size = size
         shape = (3, size, size)
         self.kp_link = LayeredLink(channel, rho * keypoint_share, self.codec.layer_bits,
-                                   "adaptive", image_shape=shape)
+                                   "adaptive", link=link, image_shape=shape)
         kp_cu = self.kp_link.plan.total_channel_uses
         ref_cu = t * (rho * 3 * size * size - kp_cu)
         eff = self.kp_link.adaptive.budget(shape, 0.0, REFERENCE_MCS).bits_per_channel_use
@@ -142,7 +144,8 @@ class GscMeeting:
         payload[8 * ref_bytes:] = ref_lm_bits
         self.ref_payload = payload
         self.ref_link = LayeredLink(channel, payload.size / eff / (3 * size * size) + 1e-9,
-                                    [payload.size], [REFERENCE_MCS], image_shape=shape)
+                                    [payload.size], [REFERENCE_MCS], link=link,
+                                    image_shape=shape)
         self.layers = self.codec.encode(landmarks, present, self.ref_landmarks)
         self.present = present
         self.keypoint_cu = kp_cu
@@ -242,9 +245,7 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
         frames.
     :return: the ``meeting.json`` document.
     """
-    if link.kind != "sim":
-        raise ConfigError(f"--link {link} is not implemented for the meeting scenario yet; "
-                          "use --link sim")
+    transport = link_transport(link, channel, seed, out_dir, "meeting", echo)
     if not snrs:
         raise ConfigError("give at least one SNR")
     t0 = time.time()
@@ -257,9 +258,12 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     true_lm = data.landmarks if data.landmarks is not None else lm_tx
     t = len(data.frames)
     echo(f"meeting: clip {data.source!r}, {t} frames, face detected in {int(present.sum())}")
-    gsc = GscMeeting(data.frames, lm_tx, present, decoder, channel, rho, keypoint_share)
-    h264 = H264Link(channel, rho, seed=seed)
-    jpeg = SeparationBaseline("jpeg", channel, rho, on_loss="previous", seed=seed)
+    gsc = GscMeeting(data.frames, lm_tx, present, decoder, channel, rho, keypoint_share,
+                     link=transport)
+    h264 = H264Link(channel, rho, seed=seed, transport=transport)
+    jpeg = SeparationBaseline("jpeg", channel, rho, on_loss="previous", seed=seed,
+                              transport=transport)
+    counters = (lambda: transport.take()) if transport != "sim" else (lambda: None)
     metrics = FrameMetrics(landmark_net)
     budget_cu = rho * 3 * SIZE * SIZE
     rows, strips, gif_frames, details = [], [], None, []
@@ -268,10 +272,13 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     for snr in snrs:
         shown = {"original": data.frames}
         g_frames, g_rec = gsc(snr, seed)
+        streamed = {"gsc": counters()}
         shown["gsc"] = g_frames
         h = h264(data.frames, snr)
+        streamed["h264"] = counters()
         shown["h264"] = h.frames
         j = jpeg(x, snr)
+        streamed["jpeg"] = counters()
         shown["jpeg"] = (j.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         cu = {"gsc": gsc.channel_uses_per_frame, "h264": h.channel_uses / t,
               "jpeg": float(np.mean([r.channel_uses for r in j.records]))}
@@ -285,7 +292,8 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
                          "channel_uses_per_frame": round(cu[m], 1),
                          "rho": round(cu[m] / (3 * SIZE * SIZE), 5), "frames_ok": ok[m],
                          "frames_without_detection": int((~present).sum()) if m == "gsc"
-                         else 0, "mcs": mcs[m], "per_frame": res["per_frame"]})
+                         else 0, "mcs": mcs[m], "per_frame": res["per_frame"]}
+                        | ({"loopback": streamed[m]} if streamed[m] else {}))
         details.append({"snr_db": float(snr), "gsc": g_rec,
                         "h264": {"crf": h.crf, "bytes": h.bytes_sent,
                                  "budget_bytes": h.budget_bytes, "frames": h.counts,

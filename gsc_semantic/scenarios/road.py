@@ -49,6 +49,7 @@ from gsc_semantic.metrics import EffNetPerceptualDistance, miou, psnr, ssim
 from .common import (
     LinkSpec,
     ReportSection,
+    link_transport,
     plot_vs_snr,
     save_gif,
     write_html_report,
@@ -199,9 +200,7 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
              retrain: bool = False, checkpoints: str | None = None, size: int = 64,
              echo: Callable[[str], None] = print) -> dict:
     """Run the road scenario (see the module notes); returns the ``road.json`` document."""
-    if link.kind != "sim":
-        raise ConfigError(f"--link {link} is not implemented for the road scenario yet "
-                          "(layered transport runs on the simulated link); use --link sim")
+    transport = link_transport(link, channel, seed, out_dir, "road", echo)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     os.makedirs(out_dir, exist_ok=True)
@@ -224,12 +223,12 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
     layers = codec.encode_layers(images, cells)
     shape = tuple(images.shape[1:])
     links = {"gsc-uep": LayeredLink(channel, rho, codec.layer_bits, "adaptive",
-                                    image_shape=shape),
+                                    link=transport, image_shape=shape),
              "gsc-single": LayeredLink(channel, rho, codec.layer_bits, "single",
-                                       image_shape=shape)}
+                                       link=transport, image_shape=shape)}
     fill = render_scenes(256, size, seed, "val")[0].mean(0)
-    bases = {c: SeparationBaseline(c, channel, rho, fill=fill, seed=seed) for c in ("jpeg",
-                                                                                     "webp")}
+    bases = {c: SeparationBaseline(c, channel, rho, fill=fill, seed=seed, transport=transport)
+             for c in ("jpeg", "webp")}
     refs = [{"method": "original", **scorer(images)},
             {"method": "gsc-all-layers-error-free",
              **scorer(codec.decode_layers(layers, torch.zeros(n, len(layers), dtype=bool)))},
@@ -247,6 +246,8 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
             else:
                 recon, info = _baseline_row(bases[m], images, snr, seed + 1000 * k)
             recons[m] = recon
+            if transport != "sim":
+                info["loopback"] = transport.take()
             rows.append({"method": m, "snr_db": snr, **scorer(recon), **info})
         echo(f"[road] Es/N0 {snr:g} dB: " + ", ".join(
             f"{r['method']} mIoU {r['miou']:.2f} F1 {r['f1']:.2f}" for r in rows[-4:]))
