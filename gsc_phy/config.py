@@ -144,6 +144,9 @@ class LinkConfig:
     kbest_k: int = 16
     estimator: str = "perfect"
     ldpc_iterations: int = 20
+    # 5G scrambling of the coded bits (38.211 7.3.1.1: c_init = n_rnti*2^15 + q*2^14 + n_id, q=0)
+    n_rnti: int = 1
+    n_id: int = 1
     # OFDM numerology
     fft_size: int = 72
     subcarrier_spacing_hz: float = 30e3
@@ -265,6 +268,12 @@ class LinkConfig:
                 raise ConfigError(f"n={self.n} is too large for one 5G LDPC codeword")
             if self.k / self.n < 1 / 5:
                 raise ConfigError(f"5G LDPC supports rates >= 1/5, got {self.k}/{self.n}")
+        if not (isinstance(self.n_rnti, int) and 0 <= self.n_rnti <= 65535
+                and isinstance(self.n_id, int) and 0 <= self.n_id <= 1023):
+            raise ConfigError(
+                f"scrambling needs n_rnti in 0..65535 and n_id in 0..1023, got "
+                f"n_rnti={self.n_rnti!r}, n_id={self.n_id!r}"
+            )
         if self.fft_size < 8 or self.cyclic_prefix_length < 0:
             raise ConfigError("fft_size must be >= 8 and the cyclic prefix >= 0")
         if self.cyclic_prefix_length >= self.fft_size:

@@ -18,6 +18,7 @@ from sionna.phy import Block, config
 from sionna.phy.channel import ApplyOFDMChannel
 from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+from sionna.phy.fec.scrambling import Descrambler, TB5GScrambler
 from sionna.phy.mapping import BinarySource, Constellation, Demapper, Mapper
 from sionna.phy.mimo import StreamManagement
 from sionna.phy.ofdm import (
@@ -61,7 +62,8 @@ class LinkOutput:
 
     bits / bits_hat: [batch, codewords, payload_bits] payload sent / decided;
     block_ok: [batch, codewords] CRC passed (coded) or no bit error (uncoded);
-    llr: [batch, coded_bits_per_frame] channel LLRs (log p(1)/p(0)), padding included;
+    llr: [batch, coded_bits_per_frame] descrambled channel LLRs (log p(1)/p(0)) of the
+    coded bits, padding included;
     x_hat, no_eff: [batch, streams, data_symbols] equalised symbols and their noise variance;
     x: [batch, streams, data_symbols] the transmitted data symbols.
     """
@@ -76,10 +78,17 @@ class LinkOutput:
 
 
 class Transmitter(Block):
-    """Payload bits -> CRC-24A -> 5G LDPC -> Gray QAM -> OFDM resource grid (one stream each).
+    """Payload -> CRC-24A -> 5G LDPC -> 5G scrambling -> Gray QAM -> OFDM resource grid.
+
+    The frame's coded bits (all codewords and the filler, stream-major; the payload bits
+    when uncoded) are scrambled with the Gold sequence of TS 38.211 7.3.1.1 (Sionna's
+    ``TB5GScrambler``, PDSCH, codeword q = 0: c_init = n_rnti·2^15 + n_id), restarted at
+    every frame, so zero fill and repetitive payloads map to balanced symbols.
 
     :param frame: The :class:`~gsc_phy.frame.FrameFormat`.
     :param constellation: Shared Sionna ``Constellation``.
+    :param n_rnti: RNTI of the scrambler (0..65535).
+    :param n_id: Data scrambling ID (0..1023).
 
     :input payload: [batch, codewords, payload_bits] float 0/1, or ``None`` to draw random bits
         (``batch_size`` then gives the batch).
@@ -87,10 +96,21 @@ class Transmitter(Block):
         and the grid [batch, 1, streams, num_ofdm_symbols, fft_size].
     """
 
-    def __init__(self, frame: FrameFormat, constellation: Constellation, **kwargs) -> None:
+    def __init__(
+        self,
+        frame: FrameFormat,
+        constellation: Constellation,
+        n_rnti: int = 1,
+        n_id: int = 1,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.frame = frame
         self._source = BinarySource(device=self.device)
+        self.scrambler = TB5GScrambler(
+            n_rnti=n_rnti, n_id=n_id, binary=True, channel_type="PDSCH", codeword_index=0,
+            device=self.device,
+        )
         self._mapper = Mapper(constellation=constellation, device=self.device)
         self._rg_mapper = ResourceGridMapper(frame.resource_grid, device=self.device)
         if not frame.uncoded:
@@ -100,7 +120,10 @@ class Transmitter(Block):
             )
 
     def encode_bits(self, payload: torch.Tensor) -> torch.Tensor:
-        """Payload [batch, codewords, payload_bits] -> frame bits [batch, coded_bits_per_frame]."""
+        """Payload [batch, codewords, payload_bits] -> frame bits [batch, coded_bits_per_frame].
+
+        The bits before scrambling (codewords, then filler); :meth:`map_bits` scrambles them.
+        """
         f = self.frame
         if f.uncoded:
             return payload.reshape(payload.shape[0], -1)
@@ -111,13 +134,21 @@ class Transmitter(Block):
             cw = torch.cat([cw, pad], dim=-1)
         return cw
 
+    def map_bits(self, bits: torch.Tensor) -> torch.Tensor:
+        """Frame bits [batch, coded_bits_per_frame] -> scrambled, mapped [batch, 1, S, Ndata].
+
+        Example: ``tx.map_bits(torch.zeros(2, tx.frame.coded_bits_per_frame))`` spreads over
+        the whole constellation instead of repeating one point.
+        """
+        f = self.frame
+        bits = self.scrambler(bits).reshape(bits.shape[0], 1, f.num_streams, -1)
+        return self._mapper(bits)
+
     def call(self, payload: torch.Tensor | None = None, batch_size: int = 1):
         f = self.frame
         if payload is None:
             payload = self._source([batch_size, f.codewords_per_frame, f.payload_bits_per_block])
-        bits = self.encode_bits(payload)
-        bits = bits.reshape(bits.shape[0], 1, f.num_streams, -1)
-        x = self._mapper(bits)  # [B, 1, S, Ndata]
+        x = self.map_bits(self.encode_bits(payload))  # [B, 1, S, Ndata]
         return payload, x[:, 0], self._rg_mapper(x)
 
 
@@ -126,7 +157,8 @@ class Receiver(Block):
 
     :param cfg: Link configuration.
     :param frame: Frame format.
-    :param transmitter: The matching transmitter (its LDPC encoder parametrises the decoder).
+    :param transmitter: The matching transmitter (its LDPC encoder parametrises the decoder,
+        its scrambler the LLR descrambler).
     :param constellation: Shared constellation.
     :param covariances: ``(time, freq, space)`` channel covariances for LMMSE estimation.
 
@@ -158,6 +190,7 @@ class Receiver(Block):
             self._estimator = LMMSEChannelEstimator(rg, t, f, s, order="f-t", device=self.device)
         self._equalizer = LMMSEEqualizer(rg, sm, device=self.device)
         self._demapper = Demapper("app", constellation=constellation, device=self.device)
+        self._descrambler = Descrambler(transmitter.scrambler, binary=False, device=self.device)
         self._kbest = None
         if cfg.detector == "kbest":
             self._kbest = KBestDetector(
@@ -192,7 +225,7 @@ class Receiver(Block):
             llr = self._kbest(y, h_hat, err_var, no)
         else:
             llr = self._demapper(x_hat, no_eff)
-        llr = llr.reshape(llr.shape[0], -1)
+        llr = self._descrambler(llr.reshape(llr.shape[0], -1))  # sign flips
         b = llr.shape[0]
         if f.uncoded:
             bits_hat = (llr > 0).to(llr.dtype).reshape(b, 1, -1)
@@ -226,7 +259,9 @@ class Link(Block):
         self.constellation = Constellation(
             cfg.constellation_type, cfg.bits_per_symbol, device=device
         )
-        self.transmitter = Transmitter(self.frame, self.constellation, device=device)
+        self.transmitter = Transmitter(
+            self.frame, self.constellation, cfg.n_rnti, cfg.n_id, device=device
+        )
         self.channel = make_channel(cfg, self.frame.resource_grid, device)
         self.precoder = Precoder(cfg.precoder, cfg.streams, cfg.water_filling)
         self._apply_channel = ApplyOFDMChannel(device=device)

@@ -1,11 +1,11 @@
 """Encode frames for, and decode frames from, the GNU Radio streaming link with gsc_phy blocks.
 
 The streaming link carries the same frames as the simulated PHY: :class:`StreamCodec`
-reuses :class:`~gsc_phy.link.Transmitter` (CRC-24A + mask, 5G LDPC, Gray QAM) to produce
-the data symbols a TX flowgraph maps onto the grid, and decodes the equalised symbols and
-noise variances an RX flowgraph sends back with Sionna's APP demapper, the 5G LDPC decoder
-and the masked CRC-24A check (the receiver chain of :class:`~gsc_phy.link.Receiver` after
-its equaliser).
+reuses :class:`~gsc_phy.link.Transmitter` (CRC-24A + mask, 5G LDPC, 5G scrambling, Gray
+QAM) to produce the data symbols a TX flowgraph maps onto the grid, and decodes the
+equalised symbols and noise variances an RX flowgraph sends back with Sionna's APP
+demapper, the LLR descrambler (sign flips), the 5G LDPC decoder and the masked CRC-24A
+check (the receiver chain of :class:`~gsc_phy.link.Receiver` after its equaliser).
 
 Test traffic (``gsc loopback``) numbers its frames inside the payload: the first 32 payload
 bits of codeword 0 are the frame number (MSB first), the rest are pseudo-random bits seeded
@@ -31,6 +31,7 @@ import torch
 from sionna.phy import config as sionna_config
 from sionna.phy.fec.crc import CRCDecoder
 from sionna.phy.fec.ldpc import LDPC5GDecoder
+from sionna.phy.fec.scrambling import Descrambler
 from sionna.phy.mapping import Constellation, Demapper
 
 from .config import LinkConfig
@@ -81,9 +82,9 @@ class DecodeResult:
     """Decoder output for a batch of frames.
 
     bits_hat: [B, codewords, payload_bits] uint8; block_ok: [B, codewords] bool (CRC passed;
-    for uncoded frames always True); llr: [B, coded_bits] float32 channel LLRs
-    (log p(1)/p(0)); evm_db: [B] EVM of the codeword symbols against the re-encoded decision
-    (NaN where a block failed).
+    for uncoded frames always True); llr: [B, coded_bits] float32 descrambled channel LLRs
+    (log p(1)/p(0)) of the coded bits; evm_db: [B] EVM of the codeword symbols against the
+    re-encoded decision (NaN where a block failed).
     """
 
     bits_hat: np.ndarray
@@ -115,8 +116,11 @@ class StreamCodec:
         self.constellation = Constellation(
             cfg.constellation_type, cfg.bits_per_symbol, device=device
         )
-        self.transmitter = Transmitter(self.frame, self.constellation, device=device)
+        self.transmitter = Transmitter(
+            self.frame, self.constellation, cfg.n_rnti, cfg.n_id, device=device
+        )
         self._demapper = Demapper("app", constellation=self.constellation, device=device)
+        self._descrambler = Descrambler(self.transmitter.scrambler, binary=False, device=device)
         self._decoder = None
         if not self.frame.uncoded:
             self._decoder = LDPC5GDecoder(
@@ -151,10 +155,8 @@ class StreamCodec:
 
     @torch.no_grad()
     def _symbols(self, bits: torch.Tensor) -> torch.Tensor:
-        """Frame bits [B, coded_bits] -> symbols [B, S, Nd] (mapper of the transmitter)."""
-        f = self.frame
-        b = bits.reshape(bits.shape[0], 1, f.num_streams, -1)
-        return self.transmitter._mapper(b)[:, 0]
+        """Frame bits [B, coded_bits] -> symbols [B, S, Nd] (scrambled and mapped as sent)."""
+        return self.transmitter.map_bits(bits)[:, 0]
 
     @torch.no_grad()
     def decode(self, x_hat: np.ndarray, no_eff: np.ndarray) -> DecodeResult:
@@ -165,6 +167,7 @@ class StreamCodec:
         no = torch.clamp(no, min=1e-6)
         b = x.shape[0]
         llr = self._demapper(x, no).reshape(b, -1)  # [B, coded_bits], log p(1)/p(0)
+        llr = self._descrambler(llr)  # sign flips undo the transmitter's scrambling
         if f.uncoded:
             bits_hat = (llr > 0).to(torch.uint8).reshape(b, 1, -1)
             ok = torch.ones((b, 1), dtype=torch.bool)
