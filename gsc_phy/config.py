@@ -268,6 +268,13 @@ class LinkConfig:
                 raise ConfigError(f"n={self.n} is too large for one 5G LDPC codeword")
             if self.k / self.n < 1 / 5:
                 raise ConfigError(f"5G LDPC supports rates >= 1/5, got {self.k}/{self.n}")
+            m = self.bits_per_symbol
+            if self.n % m:
+                lo, hi = self.n - self.n % m, self.n - self.n % m + m
+                raise ConfigError(
+                    f"n={self.n} is not a multiple of the {m} bits per {self.modulation} "
+                    f"symbol: use --n {lo} or --n {hi}"
+                )
         if not (isinstance(self.n_rnti, int) and 0 <= self.n_rnti <= 65535
                 and isinstance(self.n_id, int) and 0 <= self.n_id <= 1023):
             raise ConfigError(

@@ -184,22 +184,24 @@ class DecoderWorker:
             self._res.send(Frame.from_json(obj, kind=PayloadKind.CONTROL))
 
     def close(self) -> dict:
-        """Close the sockets, write the metrics file; returns the metrics."""
+        """Write the metrics file, then close the sockets (which may linger); returns the
+        metrics."""
         if self._rx is not None:
             self.metrics.dropped.update({k[len("dropped_"):]: v for k, v in
                                          self._rx.counters.items() if k.startswith("dropped_")})
-            self._rx.close()
-            self._rx = None
         m = self.metrics.as_dict()
-        if self._res is not None:
-            self._send({"type": "bye", "worker": self.metrics.worker, "metrics": m})
-            self._res.close()
-            self._res = None
         if self.out_dir:
             os.makedirs(self.out_dir, exist_ok=True)
             path = os.path.join(self.out_dir, f"decoder-w{self.metrics.worker}.json")
             with open(path, "w", encoding="utf-8") as fh:
                 json.dump(m, fh, indent=1)
+        if self._rx is not None:
+            self._rx.close()
+            self._rx = None
+        if self._res is not None:
+            self._send({"type": "bye", "worker": self.metrics.worker, "metrics": m})
+            self._res.close()
+            self._res = None
         return m
 
     def _drop(self, cause: str, detail: str) -> None:

@@ -84,7 +84,6 @@ __all__ = [
     "link_budget",
     "capacity_budget",
     "ergodic_capacity",
-    "scrambling_sequence",
     "ImageRecord",
     "BaselineResult",
     "SeparationBaseline",
@@ -97,8 +96,6 @@ ON_LOSS = ("blank", "previous")
 
 _SOI = b"\xff\xd8"
 _VP8_START = b"\x9d\x01\x2a"
-#: Seed of the fixed scrambling sequence both ends of :meth:`AdaptiveLink.transmit` know.
-SCRAMBLING_SEED = 0x5C3A
 
 
 class CodecError(ValueError):
@@ -628,19 +625,6 @@ class _Receiver:
 _LINKS: dict[tuple[str, str], Link] = {}
 
 
-def scrambling_sequence(num_bits: int) -> np.ndarray:
-    """Fixed pseudo-random bits (uint8 0/1) XORed onto the bit stream before the link and off
-    after it, as the 5G scrambler does: zero fill and repetitive payloads would otherwise map
-    to a few biased QAM points, and such blocks fail far more often than the calibrated BLER
-    (gsc_phy.link has no scrambler).
-
-    >>> scrambling_sequence(8).tolist() == scrambling_sequence(8).tolist()
-    True
-    """
-    rng = np.random.default_rng(SCRAMBLING_SEED)
-    return rng.integers(0, 2, num_bits, dtype=np.uint8)
-
-
 def _stream_transport(transport, base: LinkConfig, seed: int):
     """``"sim"`` -> None; ``"loopback"`` -> a new StreamTransport for ``base``'s channel;
     a transport object -> itself."""
@@ -730,7 +714,7 @@ class AdaptiveLink:
 
     def transmit(self, stream: np.ndarray, budget: LinkBudget, anything: bool,
                  channel_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Send the bit stream (scrambled on the air, :func:`scrambling_sequence`); returns the
+        """Send the bit stream (the PHY scrambles the coded bits, 38.211 7.3.1.1); returns the
         received bits and per-block CRC flags.
 
         ``channel_seed`` reseeds Sionna's RNGs (channel and noise draws) right before the
@@ -741,11 +725,9 @@ class AdaptiveLink:
         cws, per_block = frame.codewords_per_frame, frame.payload_bits_per_block
         if not anything:  # nothing fitted: nothing goes on the air
             return stream, np.zeros(stream.size // per_block, dtype=bool)
-        scrambler = scrambling_sequence(stream.size)
         if self.stream is not None:  # GNU Radio streaming loopback
-            rx, ok = self.stream.send(stream.astype(np.uint8) ^ scrambler, budget, channel_seed)
-            return rx ^ scrambler, ok
-        payload = torch.from_numpy((stream.astype(np.uint8) ^ scrambler).astype(np.float32))
+            return self.stream.send(stream.astype(np.uint8), budget, channel_seed)
+        payload = torch.from_numpy(stream.astype(np.float32))
         payload = payload.reshape(-1, cws, per_block)
         link = self.link(budget.mcs)  # building a link reseeds: reseed after it
         if channel_seed is not None:
@@ -760,7 +742,7 @@ class AdaptiveLink:
                            payload=chunk)
                 bits_hat.append(res.bits_hat.reshape(-1).round().to("cpu", torch.uint8))
                 ok.append(res.block_ok.reshape(-1).to("cpu"))
-        return torch.cat(bits_hat).numpy() ^ scrambler, torch.cat(ok).numpy().astype(bool)
+        return torch.cat(bits_hat).numpy(), torch.cat(ok).numpy().astype(bool)
 
 
 class SeparationBaseline(AdaptiveLink):

@@ -3,7 +3,13 @@
 :class:`StreamTransport` is what ``AdaptiveLink(..., transport="loopback")`` uses in place of
 the simulated :class:`gsc_phy.link.Link`: one :func:`gsc_phy.loopback.run_loopback` run per
 transmission, with the MCS's modulation and code (k, n), the transmission's Es/N0 and
-channel, and the bits as payloads (``run_loopback(payloads=...)``).
+channel, and the bits as payloads (``run_loopback(payloads=...)``). The channel emulator
+keeps ``gsc loopback``'s impairments (CFO 0.1 subcarrier, 10 ppm sampling offset, timing
+offset, random gaps) unless ``loopback_options`` say otherwise, and the streamed receiver
+estimates the channel from the pilots itself: the simulated link's ``estimator`` does not
+apply, and link adaptation still uses the simulated link's thresholds (perfect CSI by
+default), so high-order MCS near their threshold fail more often here than in the
+simulation.
 
 **Frames.** The streamed link identifies each frame by a 32-bit frame number at the start
 of its payload (:data:`gsc_phy.stream_decode.SEQ_BITS`), so a frame carries
@@ -24,12 +30,11 @@ Every transmission adds its counters (frames sent / decoded / lost by cause, blo
 uses) to :attr:`StreamTransport.totals`; :meth:`StreamTransport.take` returns and resets
 them, so a caller can sum them per method and SNR.
 
-Example::
+Example (needs GNU Radio; ``bits``: whole blocks of ``budget``'s MCS)::
 
-    >>> t = StreamTransport(channel="awgn")           # doctest: +SKIP
-    >>> rx, ok = t.send(bits, budget)                 # doctest: +SKIP  (bits: whole blocks)
-    >>> t.take()["frames_sent"]                       # doctest: +SKIP
-    3
+    t = StreamTransport(channel="awgn")
+    rx, ok = t.send(bits, budget)
+    t.take()["frames_sent"]          # e.g. 3
 """
 
 from __future__ import annotations
@@ -87,7 +92,8 @@ class StreamTransport:
 
     :param channel: Loopback channel emulator model (``awgn``, ``tdl-a`` .. ``tdl-e``).
     :param delay_spread_ns: TDL delay spread.
-    :param seed: Base seed (a transmission with ``channel_seed`` uses that instead).
+    :param seed: Base seed: transmission ``i`` (1, 2, ...) without a ``channel_seed`` uses
+        ``seed + i`` (a new reproducible channel draw each time), else ``channel_seed``.
     :param workers: Decoder worker processes.
     :param out_dir: Folder for each run's loopback.json and logs (a temporary one when None;
         run ``i`` goes to ``OUT/tx{i:04d}``).
@@ -135,10 +141,10 @@ class StreamTransport:
         per_block, cws = frame.payload_bits_per_block, frame.codewords_per_frame
         if bits.size % per_block:
             raise ValueError(f"{bits.size} bits are not whole blocks of {per_block}")
-        seed = self.seed if channel_seed is None else int(channel_seed)
+        self.runs += 1
+        seed = self.seed + self.runs if channel_seed is None else int(channel_seed)
         payloads = frame_payloads(bits, cws, per_block, seed)
         mod, k, n = budget.mcs.modulation, frame.k, frame.n
-        self.runs += 1
         run_dir = None if self.out_dir is None else os.path.join(self.out_dir,
                                                                   f"tx{self.runs:04d}")
         t0 = time.monotonic()
