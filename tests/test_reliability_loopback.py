@@ -187,8 +187,11 @@ def test_worker_killed_mid_run_loses_nothing(run_cli, workers):
     lb = run_cli("--snr", "15", "--frames", "48", "--workers", str(workers), "--seed", "2")
     tree = lb.processes(workers)
     lb.wait_for_line("sending")
-    time.sleep(0.3)
     victim = min(p for p, c in tree.items() if "spawn_main" in c)
+    # freeze the victim while frames flow, so that it surely holds some when it dies (a
+    # stopped worker keeps its credit until its heartbeat times out, 3 s)
+    os.kill(victim, signal.SIGSTOP)
+    time.sleep(2.0)
     os.kill(victim, signal.SIGKILL)
     rc, out, r = lb.finish()
     assert rc == 0, out
