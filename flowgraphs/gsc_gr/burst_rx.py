@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -13,6 +12,7 @@ import pmt
 from gnuradio import gr
 
 from bridge.reliable import ReliableQueue, queue_server_curve
+from flowgraphs.gsc_gr.lifecycle import rx_block_stats, write_stats
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import rx_frame
 from flowgraphs.gsc_ofdm.rx import RxBurst, StreamReceiver
@@ -125,26 +125,15 @@ class ofdm_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             self._queue_stats = self._queue.drain(self.drain_timeout_s,
                                                   absent_s=self.send_timeout_ms / 1000)
             self._queue = None
-        if self.stats_file:
-            with open(self.stats_file, "w", encoding="utf-8") as fh:
-                json.dump(self.stats(), fh, indent=1)
+        write_stats(self.stats_file, self.stats())
         return True
 
     def stats(self) -> dict:
         """Receiver counters (samples, candidates, false alarms, bursts), queue counters and
         ``busy_s``: seconds spent demodulating (ZeroMQ waits excluded)."""
-        out = dict(self.receiver.stats)
-        out.update(self.counters)
         q = self._queue.stats() if self._queue is not None else self._queue_stats
-        out.update({f"queue_{k}": v for k, v in q.items()})
-        out["queue_overflow"] = q.get("queue_overflow", 0)
-        out["decoder_absent"] = q.get("decoder_absent", 0)
-        out["frames_acked"] = q.get("acked", 0)
-        out["format_id"] = self.layout.format_id
-        out["busy_s"] = self._busy_s
-        if self._t_first is not None and self._t_last is not None:
-            out["active_s"] = self._t_last - self._t_first
-        return out
+        return rx_block_stats(self.receiver.stats, self.counters, q, self.layout.format_id,
+                              self._busy_s, self._t_first, self._t_last)
 
     def _emit(self, bursts: list[RxBurst]) -> None:
         fid = self.layout.format_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter, deque
@@ -13,6 +12,7 @@ from gnuradio import gr
 
 from bridge.transport import Puller
 from bridge.wire import WireError
+from flowgraphs.gsc_gr.lifecycle import FrameSourceLifecycle
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import is_eos, parse_tx_frame
 from flowgraphs.gsc_ofdm.tx import BurstModulator, BurstStream
@@ -28,7 +28,7 @@ _SEQ = pmt.intern("gsc_seq")
 _PORT = pmt.intern("frames")
 
 
-class ofdm_burst_tx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
+class ofdm_burst_tx(FrameSourceLifecycle, gr.sync_block):  # noqa: N801 - GNU Radio block naming
     """Frames in, OFDM bursts out: grid mapping with pilots, IFFT + CP, preamble, gaps.
 
     :param grid: Grid JSON path or shipped name (``default``, ``16qam``).
@@ -80,23 +80,6 @@ class ofdm_burst_tx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self.message_port_register_in(_PORT)
         self.set_msg_handler(_PORT, self._on_msg)
         self.set_min_output_buffer(1 << 15)
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> bool:
-        if self.endpoint:
-            self._rx = Puller(self.endpoint, bind=self.bind, timeout_ms=50, hwm=64)
-        return True
-
-    def stop(self) -> bool:
-        if self._rx is not None:
-            self.counters.update({f"wire_dropped_{k}": v
-                                  for k, v in self._rx.stats.dropped.items()})
-            self._rx.close()
-            self._rx = None
-        if self.stats_file:
-            with open(self.stats_file, "w", encoding="utf-8") as fh:
-                json.dump(self.stats(), fh, indent=1)
-        return True
 
     def stats(self) -> dict:
         """Counters: frames received and dropped (by cause), bursts and samples out, and

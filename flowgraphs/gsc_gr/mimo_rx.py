@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -11,6 +10,7 @@ import numpy as np
 from gnuradio import gr
 
 from bridge.reliable import ReliableQueue, queue_server_curve
+from flowgraphs.gsc_gr.lifecycle import rx_block_stats, write_stats
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import rx_frame
 from flowgraphs.gsc_ofdm.mimo import MimoStreamReceiver
@@ -88,23 +88,14 @@ class mimo_burst_rx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         if self._queue is not None:
             self._queue_stats = self._queue.drain(30.0, absent_s=self.send_timeout_ms / 1000)
             self._queue = None
-        if self.stats_file:
-            with open(self.stats_file, "w", encoding="utf-8") as fh:
-                json.dump(self.stats(), fh, indent=1)
+        write_stats(self.stats_file, self.stats())
         return True
 
     def stats(self) -> dict:
         """Receiver counters, queue counters, ``busy_s`` and ``active_s``."""
-        out = dict(self.receiver.stats)
-        out.update(self.counters)
         q = self._queue.stats() if self._queue is not None else self._queue_stats
-        out.update({f"queue_{k}": v for k, v in q.items()})
-        out["decoder_absent"] = q.get("decoder_absent", 0)
-        out["format_id"] = self.layout.format_id
-        out["busy_s"] = self._busy_s
-        if self._t_first is not None and self._t_last is not None:
-            out["active_s"] = self._t_last - self._t_first
-        return out
+        return rx_block_stats(self.receiver.stats, self.counters, q, self.layout.format_id,
+                              self._busy_s, self._t_first, self._t_last)
 
     def _emit(self, bursts: list[RxBurst]) -> None:
         for b in bursts:

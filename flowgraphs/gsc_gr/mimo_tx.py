@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -13,6 +12,7 @@ from gnuradio import gr
 
 from bridge.transport import Puller
 from bridge.wire import WireError
+from flowgraphs.gsc_gr.lifecycle import FrameSourceLifecycle
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.messages import is_eos, parse_tx_frame
 from flowgraphs.gsc_ofdm.mimo import MimoBurstModulator, MimoBurstStream
@@ -26,7 +26,7 @@ _LEN = pmt.intern("packet_len")
 _SEQ = pmt.intern("gsc_seq")
 
 
-class mimo_burst_tx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
+class mimo_burst_tx(FrameSourceLifecycle, gr.sync_block):  # noqa: N801 - GNU Radio block naming
     """Frames in, one OFDM signal per spatial stream out (grid with each stream's pilots,
     IFFT + CP, the preamble on stream 0, random gaps); feed them to a ``gsc Precoder``.
 
@@ -71,22 +71,6 @@ class mimo_burst_tx(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self._rx: Puller | None = None
         self._busy_s = 0.0
         self.set_min_output_buffer(1 << 15)
-
-    def start(self) -> bool:
-        if self.endpoint:
-            self._rx = Puller(self.endpoint, bind=self.bind, timeout_ms=50, hwm=64)
-        return True
-
-    def stop(self) -> bool:
-        if self._rx is not None:
-            self.counters.update({f"wire_dropped_{k}": v
-                                  for k, v in self._rx.stats.dropped.items()})
-            self._rx.close()
-            self._rx = None
-        if self.stats_file:
-            with open(self.stats_file, "w", encoding="utf-8") as fh:
-                json.dump(self.stats(), fh, indent=1)
-        return True
 
     def stats(self) -> dict:
         """Frames in and dropped (by cause), bursts and samples out, ``busy_s``."""
