@@ -14,6 +14,7 @@ import sys
 import click
 
 from .config import (
+    MODULATIONS,
     ConfigError,
     LinkConfig,
     parse_mimo,
@@ -91,7 +92,11 @@ def keys_generate(key_dir: str, name: str) -> None:
                "keys directory")
 
 
-def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool):
+def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool, modulation: str):
+    """(k, n) from ``--k/--n/--rate``; the default n is the largest multiple of the bits per
+    symbol up to 2048 (2048 for QPSK/16-QAM/256-QAM, 2046 for 64-QAM), rate 1/2."""
+    bits = MODULATIONS.get(str(modulation).lower(), (None, 1))[1]
+    default_n = 2048 - 2048 % bits
     if uncoded:
         if k or n or rate:
             raise ConfigError("--uncoded cannot be combined with --k/--n/--rate")
@@ -104,17 +109,17 @@ def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool):
             raise ConfigError("give either --rate or both --k and --n, not all three")
         if k:
             return k, round(k / r)
-        n = n or 2048
+        n = n or default_n
         return round(n * r), n
     if (k is None) != (n is None):
         raise ConfigError("--k and --n go together (or use --rate)")
-    return (k, n) if k else (1024, 2048)
+    return (k, n) if k else (default_n // 2, default_n)
 
 
 def link_config(o: dict, seed: int) -> LinkConfig:
     """The :class:`LinkConfig` of ``gsc link`` options (shared with ``gsc sweep``)."""
     nt, nr = parse_mimo(o["mimo"])
-    k, n = _k_n(o["k"], o["n"], o["rate"], o["uncoded"])
+    k, n = _k_n(o["k"], o["n"], o["rate"], o["uncoded"], o["modulation"])
     pos = {key: parse_position(o[key], "--" + key.replace("_", "-")) if o[key] else None
            for key in ("tx_pos", "ris_pos", "rx_pos")}
     cfg = LinkConfig(
@@ -156,7 +161,8 @@ def link_config(o: dict, seed: int) -> LinkConfig:
 @click.option("--ris-blocked", is_flag=True, help="Block the direct TX-RX path")
 @click.option("--mod", "modulation", default="qpsk", show_default=True,
               help="bpsk, qpsk, 16qam, 64qam, 256qam")
-@click.option("--rate", default=None, help="Code rate (0.5 or 1/2); n defaults to 2048")
+@click.option("--rate", default=None,
+              help="Code rate (0.5 or 1/2); n defaults to 2048 (2046 for 64qam)")
 @click.option("--k", type=int, default=None, help="LDPC information bits incl. CRC-24")
 @click.option("--n", type=int, default=None, help="LDPC codeword bits")
 @click.option("--uncoded", is_flag=True, help="No CRC/LDPC: raw bits on the grid")

@@ -34,13 +34,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import zlib
 from typing import Any
 
 import numpy as np
 from sionna.phy import config as sionna_config
 
-from .config import LinkConfig
+from .config import ConfigError, LinkConfig
 from .frame import FrameFormat
 
 __all__ = [
@@ -199,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.out:
         ap.error("--out is required (or --shipped)")
-    doc = write_grid_json(LinkConfig(modulation=args.mod, k=args.k, n=args.n), args.out)
+    try:
+        doc = write_grid_json(LinkConfig(modulation=args.mod, k=args.k, n=args.n), args.out)
+    except (ConfigError, OSError) as e:
+        print(f"grid_export: error: {e}", file=sys.stderr)
+        return 2
     print(f"{args.out}: format_id {doc['format_id']:#010x}")
     return 0
 

@@ -22,7 +22,7 @@ def gsc(*args, timeout=300):
         ["--mimo", "2by2"],
         ["--channel", "tdl-q"],
         ["--mod", "8qam"],
-        ["--mod", "64qam"],  # default n = 2048 is not a multiple of 6 bits
+        ["--mod", "64qam", "--k", "1024", "--n", "2048"],  # n not a multiple of 6 bits
         ["--ris", "64"],
         ["--ris", "64", "--tx-pos", "0,0", "--ris-pos", "1,1,1", "--rx-pos", "2,0,0"],
         ["--ris", "16", "--tx-pos", "0,0,5", "--ris-pos", "0,0,5", "--rx-pos", "9,0,1"],
