@@ -10,6 +10,7 @@ rate (gap = threshold - Shannon; positive by physics).
 
     .venv/bin/python benchmarks/calibrate_mcs.py [--channels awgn,tdl-a,rayleigh]
         [--estimator perfect] [--codewords 200] [--seed 0] [--out gsc_phy/mcs_thresholds.json]
+        [--mcs 1x8,1x4,1x2]     # only these entries, merged into the stored profiles
 
 Runtime: the stored file took 55 min wall for the three default profiles on the project's
 shared 2-core machine (load average 5-9 from other jobs; the AWGN profile alone 13 min);
@@ -39,7 +40,9 @@ from gsc_phy.mcs import (  # noqa: E402
     MCS_TABLE,
     TARGET_BLER,
     THRESHOLDS_PATH,
+    Mcs,
     bler_crossing_db,
+    mcs_by_index,
     profile_name,
     shannon_snr_db,
 )
@@ -64,17 +67,19 @@ def measure_bler(link: Link, snr_db: float, codewords: int, batch: int = 100) ->
 
 
 def calibrate_profile(
-    channel: str, estimator: str, codewords: int, seed: int, log=print
+    channel: str, estimator: str, codewords: int, seed: int, log=print,
+    table: tuple[Mcs, ...] = MCS_TABLE,
 ) -> dict:
-    """Thresholds of every MCS on one profile."""
+    """Thresholds of every MCS of ``table`` on one profile."""
     step = STEP_DB.get(channel, 1.0)
     results: dict[str, dict] = {}
     prev_thr = prev_shannon = None
-    for mcs in MCS_TABLE:
+    for mcs in table:
         cfg = mcs.link_config(LinkConfig(channel=channel, estimator=estimator, seed=seed))
         link = Link(cfg, device="cpu")
         ff = link.frame
-        payload_se = ff.payload_bits_per_frame / (ff.num_streams * ff.data_symbols_per_stream)
+        data_res = ff.num_streams * ff.data_symbols_per_stream * ff.repetitions
+        payload_se = ff.payload_bits_per_frame / data_res
         shannon = shannon_snr_db(payload_se)
         if prev_thr is None:
             guess = shannon + FIRST_GAP_DB.get(channel, 6.0)
@@ -92,8 +97,9 @@ def calibrate_profile(
         thr = bler_crossing_db(points, TARGET_BLER)
         if thr is None:
             raise RuntimeError(f"{mcs.name} on {channel}: no crossing in {points}")
-        results[str(mcs.index)] = {
+        results[mcs.key] = {
             "modulation": mcs.modulation,
+            "repetitions": mcs.repetitions,
             "k": cfg.k,
             "n": cfg.n,
             "code_rate": round(cfg.k / cfg.n, 5),
@@ -116,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--out", default=str(THRESHOLDS_PATH))
+    ap.add_argument("--mcs", default=None, metavar="KEYS",
+                    help="only these entries, e.g. 1x8,1x4,1x2 (merged into the stored profile)")
     args = ap.parse_args(argv)
+    try:
+        table = (MCS_TABLE if args.mcs is None
+                 else tuple(mcs_by_index(k.strip()) for k in args.mcs.split(",") if k.strip()))
+    except ValueError as err:
+        ap.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
@@ -138,13 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     for channel in [c.strip() for c in args.channels.split(",") if c.strip()]:
         name = profile_name(channel, args.estimator)
         prof = calibrate_profile(channel, args.estimator, args.codewords, args.seed,
-                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+                                 log=lambda m: print(m, file=sys.stderr, flush=True),
+                                 table=table)
+        if args.mcs is not None and name in doc["profiles"]:
+            stored = doc["profiles"][name]["mcs"]
+            stored.update(prof["mcs"])
+            prof["mcs"] = {m.key: stored[m.key] for m in MCS_TABLE if m.key in stored}
         doc["profiles"][name] = prof
         out.write_text(json.dumps(doc, indent=1) + "\n")
         summary[name] = {
-            f"MCS{i}": {"threshold_db": e["threshold_db"], "shannon_db": e["shannon_db"],
+            f"MCS{key}": {"threshold_db": e["threshold_db"], "shannon_db": e["shannon_db"],
                         "gap_db": round(e["threshold_db"] - e["shannon_db"], 3)}
-            for i, e in prof["mcs"].items()
+            for key, e in prof["mcs"].items()
         }
     print(json.dumps({"snr_kind": "esno", "target_bler": TARGET_BLER, "seed": args.seed,
                       "codewords_per_point": args.codewords, "wall_s": round(time.time() - t0, 1),

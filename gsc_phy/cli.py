@@ -124,7 +124,7 @@ def link_config(o: dict, seed: int) -> LinkConfig:
            for key in ("tx_pos", "ris_pos", "rx_pos")}
     cfg = LinkConfig(
         channel=str(o["channel"]).lower(), modulation=str(o["modulation"]).lower(),
-        k=k, n=n, uncoded=o["uncoded"],
+        k=k, n=n, uncoded=o["uncoded"], repetitions=o.get("repetitions", 1),
         num_tx_ant=nt, num_rx_ant=nr, num_streams=o["streams"],
         precoder=o["precoder"], water_filling=o["water_filling"],
         detector=o["detector"], kbest_k=o["kbest_k"], estimator=o["estimator"],
@@ -166,6 +166,8 @@ def link_config(o: dict, seed: int) -> LinkConfig:
 @click.option("--k", type=int, default=None, help="LDPC information bits incl. CRC-24")
 @click.option("--n", type=int, default=None, help="LDPC codeword bits")
 @click.option("--uncoded", is_flag=True, help="No CRC/LDPC: raw bits on the grid")
+@click.option("--repetitions", type=int, default=1, show_default=True,
+              help="Slot aggregation: each frame in 1, 2, 4 or 8 slots, chase-combined")
 @click.option("--estimator", default="perfect", show_default=True,
               help="perfect, ls or lmmse channel estimation")
 @click.option("--snr", "snr", default="0:10:2", show_default=True,

@@ -19,6 +19,7 @@ __all__ = [
     "PRECODERS",
     "ESTIMATORS",
     "DETECTORS",
+    "REPETITIONS",
     "parse_mimo",
     "parse_snr_range",
     "parse_rate",
@@ -47,6 +48,8 @@ CHANNELS = (
 PRECODERS = ("none", "svd", "zf", "rzf")
 ESTIMATORS = ("perfect", "ls", "lmmse")
 DETECTORS = ("lmmse", "kbest")
+#: Slot aggregation factors of 38.214 (pdsch-AggregationFactor), 1 = none.
+REPETITIONS = (1, 2, 4, 8)
 RIS_PHASES = ("random", "cophase", "optimized")
 
 
@@ -144,6 +147,9 @@ class LinkConfig:
     kbest_k: int = 16
     estimator: str = "perfect"
     ldpc_iterations: int = 20
+    # slot aggregation (38.214 5.1.2.1, pdsch-AggregationFactor): every frame is sent in
+    # this many consecutive slots over the same channel realisation, LLRs chase-combined
+    repetitions: int = 1
     # 5G scrambling of the coded bits (38.211 7.3.1.1: c_init = n_rnti*2^15 + q*2^14 + n_id, q=0)
     n_rnti: int = 1
     n_id: int = 1
@@ -275,6 +281,9 @@ class LinkConfig:
                     f"n={self.n} is not a multiple of the {m} bits per {self.modulation} "
                     f"symbol: use --n {lo} or --n {hi}"
                 )
+        if self.repetitions not in REPETITIONS:
+            raise ConfigError(f"--repetitions must be one of {', '.join(map(str, REPETITIONS))} "
+                              f"(5G slot aggregation factors), got {self.repetitions!r}")
         if not (isinstance(self.n_rnti, int) and 0 <= self.n_rnti <= 65535
                 and isinstance(self.n_id, int) and 0 <= self.n_id <= 1023):
             raise ConfigError(

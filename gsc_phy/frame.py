@@ -62,6 +62,7 @@ class FrameFormat:
     padding_bits: int
     uncoded: bool
     resource_grid: ResourceGrid
+    repetitions: int = 1
 
     @classmethod
     def from_config(cls, cfg: LinkConfig, device: str | None = None) -> FrameFormat:
@@ -92,6 +93,7 @@ class FrameFormat:
             padding_bits=pad,
             uncoded=cfg.uncoded,
             resource_grid=rg,
+            repetitions=cfg.repetitions,
         )
 
     # ---------------------------------------------------------------- derived sizes
@@ -111,13 +113,15 @@ class FrameFormat:
     @property
     def channel_uses_per_frame(self) -> int:
         """Complex channel uses per frame: every time-frequency RE incl. pilots, guards and CP
-        (not multiplied by the number of antennas)."""
+        (not multiplied by the number of antennas), times the slot-aggregation repetitions."""
         rg = self.resource_grid
-        return int(rg.num_ofdm_symbols * (rg.fft_size + rg.cyclic_prefix_length))
+        return int(rg.num_ofdm_symbols * (rg.fft_size + rg.cyclic_prefix_length)
+                   * self.repetitions)
 
     @property
     def grid_efficiency(self) -> float:
-        """Data REs / (all used REs incl. CP): the eta in Eb/N0 = Es/N0 - 10log10(S m r eta)."""
+        """Data REs / (all used REs incl. CP) of one slot: the eta in Eb/N0 = Es/N0 -
+        10log10(S m r eta) (r: :attr:`code_rate` per transmission, repetitions included)."""
         rg = self.resource_grid
         used = rg.num_ofdm_symbols * rg.num_effective_subcarriers
         used *= 1 + rg.cyclic_prefix_length / rg.fft_size
@@ -125,7 +129,8 @@ class FrameFormat:
 
     @property
     def code_rate(self) -> float:
-        return 1.0 if self.uncoded else self.k / self.n
+        """Information bits per coded bit sent: k/n, divided by the slot repetitions."""
+        return (1.0 if self.uncoded else self.k / self.n) / self.repetitions
 
     def noise_variance(self, snr_db: float, snr_kind: str) -> float:
         """Noise variance ``no`` (per complex dimension) for Es/N0 or Eb/N0 in dB.

@@ -152,6 +152,30 @@ class Transmitter(Block):
         return payload, x[:, 0], self._rg_mapper(x)
 
 
+def combine_repetitions(x_hat: torch.Tensor, no_eff: torch.Tensor, llr: torch.Tensor,
+                        repetitions: int):
+    """Chase-combine ``repetitions`` consecutive batch entries that carried the same frame.
+
+    The aggregated slots see the same channel and independent noise: the LLRs add, the
+    equalised symbols average and their noise variance divides by ``repetitions``.
+
+    :input x_hat, no_eff: [batch*r, 1, S, Ndata]; :input llr: [batch*r, bits].
+    :output: the same three, [batch, ...].
+
+    Example::
+
+        >>> x, no, llr = combine_repetitions(torch.ones(4, 1, 1, 3), torch.ones(4, 1, 1, 3),
+        ...                                  torch.ones(4, 6), 2)
+        >>> llr[0, 0].item(), no[0, 0, 0, 0].item()
+        (2.0, 0.5)
+    """
+    def grouped(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape[0] // repetitions, repetitions, *t.shape[1:])
+
+    return (grouped(x_hat).mean(1), grouped(no_eff).mean(1) / repetitions,
+            grouped(llr).sum(1))
+
+
 class Receiver(Block):
     """Channel estimation -> LMMSE equalisation (or K-best) -> soft demapping -> LDPC -> CRC.
 
@@ -162,10 +186,12 @@ class Receiver(Block):
     :param constellation: Shared constellation.
     :param covariances: ``(time, freq, space)`` channel covariances for LMMSE estimation.
 
-    :input y: [batch, 1, num_rx_ant, num_ofdm_symbols, fft_size] received grid.
+    :input y: [batch, 1, num_rx_ant, num_ofdm_symbols, fft_size] received grid; with slot
+        aggregation (``frame.repetitions`` = r > 1) [batch·r, ...], the r slots of a frame
+        consecutive, combined before decoding (:func:`combine_repetitions`).
     :input no: Noise variance (float).
     :input h_eff: Effective channel [batch, 1, Nr, 1, S, symbols, fft] (used for perfect CSI).
-    :output bits_hat, block_ok, llr, x_hat, no_eff: see :class:`LinkOutput`.
+    :output bits_hat, block_ok, llr, x_hat, no_eff: see :class:`LinkOutput` ([batch, ...]).
     """
 
     def __init__(
@@ -226,6 +252,8 @@ class Receiver(Block):
         else:
             llr = self._demapper(x_hat, no_eff)
         llr = self._descrambler(llr.reshape(llr.shape[0], -1))  # sign flips
+        if f.repetitions > 1:  # chase combining of the aggregated slots
+            x_hat, no_eff, llr = combine_repetitions(x_hat, no_eff, llr, f.repetitions)
         b = llr.shape[0]
         if f.uncoded:
             bits_hat = (llr > 0).to(llr.dtype).reshape(b, 1, -1)
@@ -239,6 +267,12 @@ class Receiver(Block):
 
 class Link(Block):
     """The whole simulated link: transmitter, precoder, channel, noise, receiver.
+
+    With slot aggregation (``cfg.repetitions`` = r > 1, 38.214 ``pdsch-AggregationFactor``)
+    every frame goes out in r consecutive slots over one channel realisation (the channel
+    is assumed constant over the r ms: conservative, no time diversity is credited) with
+    independent noise, and the receiver chase-combines them; the frame then costs r times
+    the channel uses.
 
     :param cfg: :class:`~gsc_phy.config.LinkConfig`.
     :param device: ``cuda``/``cpu``; default: cuda when present.
@@ -310,6 +344,9 @@ class Link(Block):
             batch_size = payload.shape[0]
         bits, x, x_rg = self.transmitter(payload, batch_size=batch_size)
         h_eff = self.effective_channel(batch_size, no_val)
+        r = self.frame.repetitions
+        if r > 1:  # aggregated slots: same frame, same channel, independent noise
+            x_rg, h_eff = x_rg.repeat_interleave(r, 0), h_eff.repeat_interleave(r, 0)
         y = self._apply_channel(x_rg, h_eff, no)
         bits_hat, block_ok, llr, x_hat, no_eff = self.receiver(y, no, h_eff)
         if block_ok is None:  # uncoded: a block is the frame's bits

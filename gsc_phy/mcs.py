@@ -3,7 +3,10 @@
 The table follows 3GPP TS 38.214 Table 5.1.3.1-2 (the 256-QAM PDSCH table; modulation
 order and target rate read from Sionna's :func:`sionna.phy.nr.utils.decode_mcs_index`)
 with two changes forced by gsc's 5G LDPC (rates >= 1/5): MCS 0 (rate 120/1024) is left
-out and MCS 1 (rate 193/1024) is raised to rate 1/5.
+out and MCS 1 (rate 193/1024) is raised to rate 1/5. Below MCS 1 the table continues as 5G
+does for coverage, with slot aggregation (38.214 5.1.2.1, ``pdsch-AggregationFactor`` 2, 4,
+8): ``MCS1x2``, ``MCS1x4``, ``MCS1x8`` send each MCS-1 frame in 2, 4 or 8 slots and
+chase-combine them (effective rates 1/10, 1/20, 1/40; see :class:`gsc_phy.link.Link`).
 
 One MCS = one codeword per 14-symbol slot: ``n`` = the coded bits one slot carries
 (``streams x data REs x bits/symbol``: 1536/3072/4608/6144 bits for QPSK/16/64/256-QAM on
@@ -41,6 +44,8 @@ from .frame import FrameFormat
 __all__ = [
     "Mcs",
     "MCS_TABLE",
+    "SINGLE_SLOT_TABLE",
+    "AGGREGATION_FACTORS",
     "THRESHOLDS_PATH",
     "TARGET_BLER",
     "load_thresholds",
@@ -72,6 +77,8 @@ class Mcs:
     :param bits_per_symbol: Modulation order Qm.
     :param target_rate: Target code rate R (k/n, CRC included) used by gsc.
     :param table_rate: R of the 3GPP table (differs from ``target_rate`` only for MCS 1).
+    :param repetitions: Slot aggregation factor (1: none; 2, 4, 8: every frame in that many
+        slots, chase-combined).
     """
 
     index: int
@@ -79,15 +86,21 @@ class Mcs:
     bits_per_symbol: int
     target_rate: float
     table_rate: float
+    repetitions: int = 1
+
+    @property
+    def key(self) -> str:
+        """Identifier in tables and calibration files: ``"13"``, ``"1x4"``."""
+        return str(self.index) if self.repetitions == 1 else f"{self.index}x{self.repetitions}"
 
     @property
     def name(self) -> str:
-        return f"MCS{self.index}"
+        return f"MCS{self.key}"
 
     @property
     def spectral_efficiency(self) -> float:
-        """Nominal bits per data resource element, Qm x R."""
-        return self.bits_per_symbol * self.target_rate
+        """Nominal bits per data resource element, Qm x R / repetitions."""
+        return self.bits_per_symbol * self.target_rate / self.repetitions
 
     def codeword(self, base: LinkConfig | None = None) -> tuple[int, int]:
         """``(k, n)`` for one codeword per slot of ``base``'s grid (k includes the CRC)."""
@@ -107,13 +120,18 @@ class Mcs:
         base = base or LinkConfig()
         k, n = self.codeword(base)
         return dataclasses.replace(
-            base, modulation=self.modulation, k=k, n=n, uncoded=False, **overrides
+            base, modulation=self.modulation, k=k, n=n, uncoded=False,
+            repetitions=self.repetitions, **overrides
         )
 
     def payload_bits_per_channel_use(self, base: LinkConfig | None = None) -> float:
         """Payload bits (CRC excluded) per complex channel use, all overheads counted."""
         ff = FrameFormat.from_config(self.link_config(base))
         return ff.payload_bits_per_frame / ff.channel_uses_per_frame
+
+
+#: Slot aggregation factors below MCS 1, most robust first.
+AGGREGATION_FACTORS = (8, 4, 2)
 
 
 def _build_table() -> tuple[Mcs, ...]:
@@ -126,19 +144,23 @@ def _build_table() -> tuple[Mcs, ...]:
         table.append(
             Mcs(index, _MODULATION_BY_ORDER[qm], qm, max(rate, _MIN_RATE), rate)
         )
-    return tuple(table)
+    aggregated = [dataclasses.replace(table[0], repetitions=r) for r in AGGREGATION_FACTORS]
+    return tuple(aggregated + table)
 
 
-#: MCS 1..27 of 38.214 Table 5.1.3.1-2, most robust first.
+#: MCS 1x8, 1x4, 1x2 (slot aggregation), then MCS 1..27 of 38.214 Table 5.1.3.1-2: most
+#: robust first.
 MCS_TABLE: tuple[Mcs, ...] = _build_table()
+#: The entries without slot aggregation (what the streaming link can send).
+SINGLE_SLOT_TABLE: tuple[Mcs, ...] = tuple(m for m in MCS_TABLE if m.repetitions == 1)
 
 
-def mcs_by_index(index: int) -> Mcs:
-    """The table entry with 38.214 index ``index`` (1..27)."""
+def mcs_by_index(index: int | str) -> Mcs:
+    """The table entry with 38.214 index ``index`` (1..27) or key (``"1x4"``)."""
     for mcs in MCS_TABLE:
-        if mcs.index == index:
+        if mcs.key == str(index):
             return mcs
-    raise ValueError(f"MCS index {index} is not in gsc's table (1..27)")
+    raise ValueError(f"MCS {index} is not in gsc's table (1x8, 1x4, 1x2, 1..27)")
 
 
 def shannon_snr_db(bits_per_channel_use: float) -> float:
@@ -209,7 +231,7 @@ def threshold_db(
             f"{', '.join(calibrated_profiles(doc))}); run benchmarks/calibrate_mcs.py "
             f"--channels {channel} --estimator {estimator}"
         )
-    entry = doc["profiles"][profile]["mcs"].get(str(mcs.index))
+    entry = doc["profiles"][profile]["mcs"].get(mcs.key)
     if entry is None:
         raise ConfigError(f"{mcs.name} was not calibrated for {profile!r}")
     if math.isclose(target_bler, doc["target_bler"]):
@@ -275,7 +297,7 @@ def expected_bler(
     clamped to the measured range; zero error counts floored at half an error)."""
     doc = thresholds or load_thresholds()
     threshold_db(mcs, channel, estimator, thresholds=doc)  # raises a clear error if absent
-    entry = doc["profiles"][profile_name(channel, estimator)]["mcs"][str(mcs.index)]
+    entry = doc["profiles"][profile_name(channel, estimator)]["mcs"][mcs.key]
     pts = sorted(entry["points"])
     s = np.array([p[0] for p in pts])
     lb = np.log(np.maximum([p[1] for p in pts], [0.5 / p[2] for p in pts]))

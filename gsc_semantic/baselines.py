@@ -68,7 +68,14 @@ from gsc_phy.bits import bits_to_bytes, bytes_to_bits
 from gsc_phy.config import ConfigError, LinkConfig
 from gsc_phy.frame import FrameFormat, bandwidth_ratio
 from gsc_phy.link import Link
-from gsc_phy.mcs import MCS_TABLE, TARGET_BLER, Mcs, mcs_by_index, select_mcs
+from gsc_phy.mcs import (
+    MCS_TABLE,
+    SINGLE_SLOT_TABLE,
+    TARGET_BLER,
+    Mcs,
+    mcs_by_index,
+    select_mcs,
+)
 
 __all__ = [
     "AdaptiveLink",
@@ -399,7 +406,8 @@ class LinkBudget:
 def _mcs_dict(mcs: Mcs | None, frame: FrameFormat | None) -> dict | None:
     if mcs is None:
         return None
-    d = {"index": mcs.index, "name": mcs.name, "modulation": mcs.modulation}
+    d = {"index": mcs.index, "name": mcs.name, "modulation": mcs.modulation,
+         "repetitions": mcs.repetitions}
     if frame is not None:
         d.update(k=frame.k, n=frame.n, code_rate=round(frame.code_rate, 5))
     return d
@@ -675,6 +683,8 @@ class AdaptiveLink:
         self.device = device
         self.frames_per_call = frames_per_call
         self.stream = _stream_transport(transport, base, seed)
+        # the streamed link sends every frame once: no slot aggregation there
+        self.mcs_table = MCS_TABLE if self.stream is None else SINGLE_SLOT_TABLE
         from sionna.phy import config as sionna_config
 
         sionna_config.seed = seed
@@ -682,8 +692,8 @@ class AdaptiveLink:
     def choose_mcs(self, snr_db: float) -> tuple[Mcs, bool]:
         """Genie link adaptation; the most robust MCS (flagged) when none meets the target."""
         mcs = select_mcs(snr_db, self.channel, self.target_bler, self.base_config.estimator,
-                         self.backoff_db)
-        return (mcs, True) if mcs is not None else (MCS_TABLE[0], False)
+                         self.backoff_db, table=self.mcs_table)
+        return (mcs, True) if mcs is not None else (self.mcs_table[0], False)
 
     def link(self, mcs: Mcs) -> Link:
         """The gsc_phy link running ``mcs`` (built once per process and configuration:
@@ -699,7 +709,10 @@ class AdaptiveLink:
         if mcs is None:
             mcs, ok = self.choose_mcs(snr_db)
         else:
-            mcs, ok = (mcs_by_index(mcs) if isinstance(mcs, int) else mcs), True
+            mcs, ok = (mcs if isinstance(mcs, Mcs) else mcs_by_index(mcs)), True
+            if mcs not in self.mcs_table:
+                raise ConfigError(f"{mcs.name} uses slot aggregation, which the streamed link "
+                                  "does not send")
         frame = FrameFormat.from_config(mcs.link_config(self.base_config))
         return link_budget(shape, self.rho, frame, snr_db, mcs, ok)
 

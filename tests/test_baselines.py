@@ -133,8 +133,8 @@ def test_high_snr_awgn_delivers_bit_exact_codec_output(codec):
 
 def test_low_snr_loses_images_and_shows_the_blank():
     x = smooth_images(3, 1, 28, 28)
-    base = SeparationBaseline("webp", "awgn", rho=4, fill=0.25)
-    out = base(x, snr_db=-12.0)  # below every threshold: most robust MCS, flagged
+    base = SeparationBaseline("webp", "awgn", rho=32, fill=0.25)
+    out = base(x, snr_db=-16.0)  # below every threshold: most robust MCS (1x8), flagged
     assert out.budget.mcs == MCS_TABLE[0] and not out.budget.mcs_meets_target
     assert all(r.fits and not r.delivered and r.blocks_failed > 0 for r in out.records)
     assert torch.all(out.images == 0.25)

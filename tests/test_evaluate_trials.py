@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gsc_phy.mcs import MCS_TABLE
+from gsc_phy.mcs import mcs_by_index
 from gsc_semantic.baselines import AdaptiveLink
 from gsc_semantic.eval_plots import markdown_tables
 from gsc_semantic.eval_targets import (
@@ -27,7 +27,7 @@ def test_trial_seeds_are_distinct_and_reproducible():
 def test_trials_draw_distinct_channel_realisations_at_a_marginal_snr():
     torch.manual_seed(0)
     link = AdaptiveLink("awgn", rho=1 / 12)
-    budget = link.budget((1, 28, 28), snr_db=-4.0, mcs=MCS_TABLE[0])  # BLER about 0.5
+    budget = link.budget((1, 28, 28), snr_db=-4.0, mcs=mcs_by_index(1))  # BLER about 0.5
     stream, _ = link.empty_stream(1, budget)
     stream = (torch.rand(24 * budget.frame.payload_bits_per_block) < 0.5).numpy()
     stream = stream.astype(np.uint8)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsc_phy.config import ConfigError, LinkConfig
-from gsc_phy.mcs import MCS_TABLE, Mcs, mcs_by_index, threshold_db
+from gsc_phy.mcs import SINGLE_SLOT_TABLE, Mcs, mcs_by_index, threshold_db
 from gsc_semantic.baselines import AdaptiveLink
 
 __all__ = ["LayerPlan", "LayeredResult", "LayeredLink", "plan_layers"]
@@ -82,7 +82,7 @@ class LayerPlan:
         return {"layer_bits": list(self.layer_bits),
                 "mcs": [None if m is None else f"{m.name} {m.modulation} R={m.target_rate:.3f}"
                         for m in self.mcs],
-                "mcs_index": [None if m is None else m.index for m in self.mcs],
+                "mcs_index": [None if m is None else m.key for m in self.mcs],
                 "channel_uses": [round(c, 2) for c in self.channel_uses],
                 "threshold_db": [None if math.isnan(t) else round(t, 2)
                                  for t in self.thresholds_db],
@@ -104,14 +104,15 @@ def _make_plan(bits: Sequence[int], mcs: Sequence[Mcs], budget: float, channel: 
 
 
 def _ladder(num: int, i: int, j: int, thr: list[float]) -> list[int]:
-    """Indices into MCS_TABLE of a ladder of ``num`` layers from entry ``i`` to ``j``."""
+    """Indices into SINGLE_SLOT_TABLE (ladders use single-slot MCS only: the streamed link
+    has no slot aggregation) of a ladder of ``num`` layers from entry ``i`` to ``j``."""
     if num == 1:
         return [i]
     out = []
     for layer in range(num):
         target = thr[i] + (thr[j] - thr[i]) * layer / (num - 1)
         ok = [m for m in range(i, j + 1) if thr[m] <= target + 1e-9]
-        out.append(max(ok, key=lambda m: MCS_TABLE[m].spectral_efficiency))
+        out.append(max(ok, key=lambda m: SINGLE_SLOT_TABLE[m].spectral_efficiency))
     return out
 
 
@@ -133,7 +134,7 @@ def plan_layers(layer_bits: Sequence[int], budget: float, channel: str = "awgn",
     if not budget > 0:
         raise ConfigError(f"the channel-use budget must be positive, got {budget}")
     if not isinstance(design, str):
-        mcs = [mcs_by_index(int(m)) for m in design]
+        mcs = [mcs_by_index(m) for m in design]
         if len(mcs) != len(bits):
             raise ConfigError(f"{len(mcs)} MCS given for {len(bits)} layers")
         eff = [m.spectral_efficiency for m in mcs]
@@ -149,20 +150,20 @@ def plan_layers(layer_bits: Sequence[int], budget: float, channel: str = "awgn",
     if design not in DESIGNS:
         raise ConfigError(f"mcs_per_layer must be one of {DESIGNS} or a list of MCS indices, "
                           f"got {design!r}")
-    thr = [threshold_db(m, channel, base.estimator) for m in MCS_TABLE]
-    eff = [_efficiency(m, base) for m in MCS_TABLE]
+    thr = [threshold_db(m, channel, base.estimator) for m in SINGLE_SLOT_TABLE]
+    eff = [_efficiency(m, base) for m in SINGLE_SLOT_TABLE]
     for num in range(len(bits), 0, -1):
         if design == "single":
             total = sum(bits[:num])
-            for i in range(len(MCS_TABLE)):
+            for i in range(len(SINGLE_SLOT_TABLE)):
                 if total / eff[i] <= budget + 1e-9:
-                    return _make_plan(bits, [MCS_TABLE[i]] * num, budget, channel, base)
+                    return _make_plan(bits, [SINGLE_SLOT_TABLE[i]] * num, budget, channel, base)
             continue
-        for i in range(len(MCS_TABLE)):
-            for j in range(i, len(MCS_TABLE)):
+        for i in range(len(SINGLE_SLOT_TABLE)):
+            for j in range(i, len(SINGLE_SLOT_TABLE)):
                 ladder = _ladder(num, i, j, thr)
                 if sum(b / eff[m] for b, m in zip(bits, ladder, strict=False)) <= budget + 1e-9:
-                    return _make_plan(bits, [MCS_TABLE[m] for m in ladder], budget, channel,
+                    return _make_plan(bits, [SINGLE_SLOT_TABLE[m] for m in ladder], budget, channel,
                                       base)
     raise ConfigError(f"not even the first layer ({bits[0]} bits) fits {budget:.0f} channel "
                       "uses per image with the highest-rate MCS; raise the bandwidth ratio")
