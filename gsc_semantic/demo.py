@@ -22,7 +22,7 @@ __all__ = ["demo", "write_report"]
 
 DEMO_SNRS = [0.0, 10.0, 20.0]
 DEMO_RATIOS = [1 / 48, 1 / 12]
-DEMO_METHODS = ["gsc", "jpeg", "webp", "capacity"]
+DEMO_METHODS = ["gsc", "gsc-mse", "jpeg", "webp", "capacity"]
 
 
 def _table(doc: dict) -> str:

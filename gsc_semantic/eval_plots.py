@@ -31,7 +31,7 @@ def plot_curves(doc: dict, rho: float, path: str) -> None:
             pts = sorted((r["snr_db"], r[metric], r.get(f"{metric}_ci95") or 0.0)
                          for r in rows if r["method"] == m)
             x, y, ci = zip(*pts, strict=True)
-            ax.errorbar(x, y, yerr=ci, fmt="o-" if m == "gsc" else ".--", capsize=2,
+            ax.errorbar(x, y, yerr=ci, fmt="o-" if m.startswith("gsc") else ".--", capsize=2,
                         label=m)
         ax.set_xlabel("Es/N0 [dB]")
         ax.set_title(_LABELS[metric], fontsize=9)
@@ -133,11 +133,14 @@ def markdown_tables(doc: dict) -> str:
                 f"{_pm(r['perceptual'], r.get('perceptual_ci95'), 2)} / {r['psnr']:.1f} / "
                 f"{_pm(r['consistency'], r.get('consistency_ci95'), 2)} / "
                 f"{r['delivered']:.2f}" for r in (cell[s] for s in snrs)) + " |")
-        targets = doc["summary"].get(label, {}).get("targets")
-        if targets:
-            parts.append(f"\ngsc targets, ρ = {label}:\n")
-            parts.append("| target | result |")
-            parts.append("|---|---|")
-            parts += [f"| {_TARGET_TEXT[k]} | {_verdict(k, v)} |" for k, v in targets.items()]
+        summary = doc["summary"].get(label, {})
+        for name, key in (("gsc", "targets"), ("gsc-mse", "targets_gsc-mse")):
+            targets = summary.get(key)
+            if targets:
+                parts.append(f"\n{name} targets, ρ = {label}:\n")
+                parts.append("| target | result |")
+                parts.append("|---|---|")
+                parts += [f"| {_TARGET_TEXT[k]} | {_verdict(k, v)} |"
+                          for k, v in targets.items()]
         parts.append("")
     return "\n".join(parts) + "\n"

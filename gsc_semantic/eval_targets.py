@@ -110,7 +110,8 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
         cannot decide it (no baseline, no SNR in range, steps coarser than 1 dB).
     """
     gsc = _by_snr(rows, method, "perceptual")
-    others = [m for m in dict.fromkeys(r["method"] for r in rows) if m != method]
+    others = [m for m in dict.fromkeys(r["method"] for r in rows)
+              if m != method and not m.startswith("gsc")]  # the baselines
     best: dict[float, float] = {}
     for snr in gsc:
         vals = [_by_snr(rows, m, "perceptual").get(snr) for m in others]
@@ -160,12 +161,15 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
 
 def summarize(rows: list[dict], method: str = "gsc") -> dict:
     """``{ratio label: {"cliff": cliff_table, "targets": check_targets}}`` over all ratios;
-    targets only when ``method`` was evaluated."""
+    targets only when ``method`` was evaluated; ``"targets_gsc-mse"`` likewise for gsc's
+    deterministic output when it was evaluated too."""
     out = {}
     for rho in dict.fromkeys(r["ratio"] for r in rows):
         sub = [r for r in rows if r["ratio"] == rho]
         entry = {"ratio": rho, "cliff": cliff_table(sub)}
         if any(r["method"] == method for r in sub):
             entry["targets"] = check_targets(sub, method)
+        if method == "gsc" and any(r["method"] == "gsc-mse" for r in sub):
+            entry["targets_gsc-mse"] = check_targets(sub, "gsc-mse")
         out[ratio_label(rho)] = entry
     return out

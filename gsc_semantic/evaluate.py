@@ -49,7 +49,9 @@ from gsc_phy.provenance import versions
 
 __all__ = ["METHODS", "evaluate", "load_eval_images", "eval_command"]
 
-METHODS = ("gsc", "jpeg", "webp", "avif", "capacity")
+METHODS = ("gsc", "gsc-mse", "jpeg", "webp", "avif", "capacity")
+#: gsc's receiver outputs: the diffusion sample and the deterministic (MSE) head's estimate.
+GSC_METHODS = ("gsc", "gsc-mse")
 METRICS = ("psnr", "ms_ssim", "perceptual", "consistency", "delivered")
 
 
@@ -82,8 +84,9 @@ def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: i
     from .baselines import CapacityBound, SeparationBaseline
     from .semantic_link import SemanticLink
 
-    if name == "gsc":
-        return SemanticLink(codec, channel, rho, steps=steps, seed=seed)
+    if name in GSC_METHODS:
+        return SemanticLink(codec, channel, rho, steps=steps, seed=seed,
+                            sampler="mse" if name == "gsc-mse" else None)
     if name == "capacity":
         return CapacityBound(channel=channel, rho=rho, fill=fill)
     return SeparationBaseline(name, channel, rho, seed=seed, fill=fill)
@@ -122,7 +125,7 @@ def trial_seed(seed: int, trial: int, ratio_index: int, snr_index: int) -> int:
 
 
 def _run_trial(m: str, run, images: torch.Tensor, snr: float, s: int):
-    if m == "gsc":
+    if m in GSC_METHODS:
         return run(images, snr_db=snr, seed=s, channel_seed=s)
     if m == "capacity":  # error-free by definition: no random draw
         return run(images, snr_db=snr)
@@ -158,7 +161,8 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
     images = load_eval_images(data, num_images, seed)
-    codec = SemanticCodec.from_pretrained(data) if "gsc" in methods else None
+    codec = (SemanticCodec.from_pretrained(data) if set(GSC_METHODS) & set(methods)
+             else None)
     scorer = _Scorer(data)
     fill = mean_image(data, seed=seed)
     rows, grids = [], {}
@@ -181,7 +185,7 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
                         scores = scorer(images, out.images)
                         scores["delivered"] = float(out.delivered.float().mean())
                         per_trial.append(scores)
-                        if m == "gsc":
+                        if m in GSC_METHODS:
                             layers += [r.layers_received for r in out.records]
                         if t == 0:
                             grids[(rho, float(snr), m)] = out.images[:grid_images]
@@ -192,7 +196,7 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
                     row["mcs"] = out.records[0].mcs
                     row["mcs_meets_target"] = out.records[0].mcs_meets_target
                     row["budget_bits_per_image"] = out.budget.payload_bits
-                    if m == "gsc":
+                    if m in GSC_METHODS:
                         row["layers_sent"] = out.records[0].layers_sent
                         row["layers_received_mean"] = float(np.mean(layers))
                     row["seconds"] = round(time.perf_counter() - t0, 2)
@@ -255,7 +259,7 @@ def _parse_ratios(text: str) -> list[float]:
 @click.option("--snr", default="-5:20:5", show_default=True, help="START:STOP:STEP dB or list")
 @click.option("--ratio", "ratios", default="1/48,1/12", show_default=True,
               help="Bandwidth ratios rho (channel uses / C·H·W)")
-@click.option("--methods", default="gsc,jpeg,webp,capacity", show_default=True)
+@click.option("--methods", default="gsc,gsc-mse,jpeg,webp,capacity", show_default=True)
 @click.option("--images", "num_images", type=int, default=32, show_default=True)
 @click.option("--trials", type=int, default=4, show_default=True,
               help="Independent channel/noise realisations per point (CI over trials)")

@@ -71,6 +71,8 @@ class SemanticLink(AdaptiveLink):
     :param channel: gsc_phy channel with calibrated MCS thresholds.
     :param rho: Bandwidth ratio.
     :param steps: Diffusion sampling steps at the receiver.
+    :param sampler: The codec's sampler (default: its config's, the diffusion sampler);
+        ``"mse"`` shows the deterministic head's MSE estimate instead (method ``gsc-mse``).
     :param kwargs: :class:`~gsc_semantic.baselines.AdaptiveLink` parameters.
 
     :input images: [N, C, H, W] in [0, 1], the codec's image shape.
@@ -84,10 +86,13 @@ class SemanticLink(AdaptiveLink):
     method = "gsc"
 
     def __init__(self, codec: SemanticCodec, channel: str = "awgn", rho: float = 1 / 12, *,
-                 steps: int = 8, **kwargs) -> None:
+                 steps: int = 8, sampler: str | None = None, **kwargs) -> None:
         super().__init__(channel, rho, **kwargs)
         self.codec = codec
         self.steps = steps
+        self.sampler = sampler
+        if sampler == "mse":
+            self.method = "gsc-mse"
 
     def __call__(self, images, snr_db: float, seed: int = 0,
                  channel_seed: int | None = None) -> SemanticResult:
@@ -127,5 +132,6 @@ class SemanticLink(AdaptiveLink):
             records.append(SemanticRecord(
                 self.method, num_layers, got, sent_bits, region, got > 0, mcs_label,
                 budget.mcs_meets_target, sent_bits * cu_per_bit, float(snr_db)))
-        recon = self.codec.decode(received, erased, steps=self.steps, seed=seed)
+        recon = self.codec.decode(received, erased, steps=self.steps, seed=seed,
+                                  sampler=self.sampler)
         return SemanticResult(recon.cpu().clamp(0, 1), records, budget, frames, erased)

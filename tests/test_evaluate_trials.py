@@ -115,3 +115,23 @@ def test_coarse_sweep_cannot_judge_cliffs_and_tables_show_verdicts():
     md = markdown_tables(doc)
     assert "| gsc | 0.90 ± 0.01 / 5.0 / 0.50 / 1.00 |" in md
     assert "**FAIL** (min 0.50)" in md and "| no cliff" in md and "n/a" in md
+
+
+def test_gsc_outputs_are_judged_against_the_baselines_only():
+    snrs = [-5, 0, 5, 10, 15, 20]
+    rows = _rows(snrs, [0.9, 0.8, 0.7, 0.6, 0.55, 0.5], [1.4] * 6, [0.9] * 6)
+    # the deterministic output: better than gsc's sample, worse than jpeg at 20 dB
+    rows += [dict(r, method="gsc-mse", perceptual=r["perceptual"] - 0.1 if s < 20 else 1.5)
+             for r, s in zip(rows[::2], snrs, strict=True)]
+    for r in rows:
+        r.update({"delivered": 1.0, "perceptual_ci95": None, "consistency_ci95": None})
+    summary = summarize(rows)["1/12"]
+    assert summary["targets"]["perceptual_below_every_baseline"]["pass"] is True
+    assert summary["targets"]["perceptual_below_every_baseline"]["baselines"] == ["jpeg"]
+    mse = summary["targets_gsc-mse"]["perceptual_below_every_baseline"]
+    assert mse["pass"] is False and mse["beaten_by"] == {"20": ["jpeg"]}
+    doc = {"config": {"data": "fmnist", "channel": "awgn", "trials": 1, "num_images": 4,
+                      "methods": ["gsc", "gsc-mse", "jpeg"]}, "rows": rows,
+           "summary": {"1/12": summary}}
+    md = markdown_tables(doc)
+    assert "gsc-mse targets, ρ = 1/12" in md and "| gsc-mse | 0.80 / " in md

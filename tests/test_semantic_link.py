@@ -56,13 +56,13 @@ def test_eval_bad_input(args, tmp_path):
 
 def test_eval_writes_table_and_figures(tmp_path):
     res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "eval", "--data", "fmnist",
-                          "--snr", "0,20", "--ratio", "1/12", "--methods", "gsc,jpeg,capacity",
+                          "--snr", "0,20", "--ratio", "1/12", "--methods", "gsc,gsc-mse,jpeg,capacity",
                           "--images", "4", "--steps", "2", "--trials", "2", "--out",
                           str(tmp_path), "--quiet"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     doc = json.loads((tmp_path / "eval.json").read_text())
-    assert doc["snr_kind"] == "esno" and len(doc["rows"]) == 6 and doc["config"]["trials"] == 2
+    assert doc["snr_kind"] == "esno" and len(doc["rows"]) == 8 and doc["config"]["trials"] == 2
     for row in doc["rows"]:
         assert {"method", "ratio", "snr_db", "psnr", "ms_ssim", "perceptual", "consistency",
                 "delivered", "perceptual_ci95", "delivered_ci95", "trials"} <= set(row)
@@ -73,4 +73,7 @@ def test_eval_writes_table_and_figures(tmp_path):
     assert "gsc targets, ρ = 1/12" in (tmp_path / "eval.md").read_text()
     gsc20 = next(r for r in doc["rows"] if r["method"] == "gsc" and r["snr_db"] == 20)
     assert gsc20["delivered"] == 1.0 and gsc20["layers_received_mean"] >= 3
+    mse20 = next(r for r in doc["rows"] if r["method"] == "gsc-mse" and r["snr_db"] == 20)
+    assert mse20["layers_received_mean"] == gsc20["layers_received_mean"]  # same link draws
+    assert "targets_gsc-mse" in doc["summary"]["1/12"]
     assert (tmp_path / "curves_1-12.png").exists() and (tmp_path / "grid_1-12_snr20.png").exists()
