@@ -616,13 +616,16 @@ def run_radio_loopback(radio: str, sets: tuple[str, ...] = (), frames: int = 100
 def run_rx(radio: str, sets: tuple[str, ...] = (), test_frames: int | None = None,
            duration_s: float | None = None, workers: int = 1, record: str | None = None,
            modulation: str = "qpsk", k: int = 1024, n: int = 2048, seed: int = 0,
-           out_dir: str = "runs/rx", echo=None) -> dict[str, Any]:
+           out_dir: str = "runs/rx", echo=None,
+           expected_crcs: dict[int, int] | None = None) -> dict[str, Any]:
     """Receive on profile ``radio`` until the source ends, ``duration_s`` passes, all
-    ``test_frames`` are decoded, or SIGINT; writes rx.json."""
+    ``test_frames`` are decoded, or SIGINT; writes rx.json. ``expected_crcs`` (frame number
+    -> payload CRC-32 of what was sent) stands in for ``test_frames`` when the frames carry
+    other payloads (a scenario's recorded transmission)."""
     say = echo or (lambda msg: None)
     with RadioLink(radio, sets, out_dir, modulation=modulation, k=k, n=n, seed=seed) as link:
         link.prepare(("rx",))
-        expected = None
+        expected = None if expected_crcs is None else dict(expected_crcs)
         if test_frames is not None:
             if test_frames < 1:
                 raise ConfigError("--test-frames must be >= 1")

@@ -104,7 +104,13 @@ class StreamTransport:
     :input bits: uint8 [B·(k − 24)] scrambled stream of whole blocks (``send``).
     :input budget: the :class:`~gsc_semantic.baselines.LinkBudget` (MCS, frame, Es/N0).
     :output: (received bits, block_ok [B]) like :meth:`AdaptiveLink.transmit`'s link part.
+
+    :attr:`context` (e.g. the method being sent, set with
+    :func:`gsc_semantic.scenarios.common.link_context`) names the transmissions in the
+    progress lines.
     """
+
+    kind = "loopback"
 
     def __init__(self, channel: str = "awgn", *, delay_spread_ns: float = 100.0, seed: int = 0,
                  workers: int = 1, out_dir: str | None = None,
@@ -121,6 +127,7 @@ class StreamTransport:
         self.echo = echo or (lambda msg: None)
         self.options = loopback_options
         self.runs = 0
+        self.context = ""
         self.totals: dict[str, float] = {}
         self._reset()
 
@@ -136,7 +143,7 @@ class StreamTransport:
 
     def send(self, bits: np.ndarray, budget: LinkBudget, channel_seed: int | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
-        """One loopback run carrying ``bits``; see the class notes."""
+        """One transmission carrying ``bits``; see the class notes."""
         frame = budget.frame
         per_block, cws = frame.payload_bits_per_block, frame.codewords_per_frame
         if bits.size % per_block:
@@ -144,15 +151,8 @@ class StreamTransport:
         self.runs += 1
         seed = self.seed + self.runs if channel_seed is None else int(channel_seed)
         payloads = frame_payloads(bits, cws, per_block, seed)
-        mod, k, n = budget.mcs.modulation, frame.k, frame.n
-        run_dir = None if self.out_dir is None else os.path.join(self.out_dir,
-                                                                  f"tx{self.runs:04d}")
         t0 = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="gsc-stream-") as tmp:
-            r = run_loopback(snr_db=float(budget.snr_db), channel=self.channel,
-                             delay_spread_ns=self.delay_spread_ns, modulation=mod, k=k, n=n,
-                             workers=self.workers, seed=seed, out_dir=run_dir or tmp,
-                             payloads=payloads, **self.options)
+        r = self._transmit(payloads, budget, seed)
         got = np.zeros(len(payloads), dtype=bool)
         got[r["delivered_seqs"]] = True
         bit_ok = np.repeat(got, cws * per_block - SEQ_BITS)[:bits.size]
@@ -174,7 +174,23 @@ class StreamTransport:
         seconds = time.monotonic() - t0
         t["loopback_s"] += seconds
         lost = ", ".join(f"{c} {v}" for c, v in r["frames_lost"].items() if v) or "none lost"
-        self.echo(f"[loopback {self.runs}] {mod} k={k} n={n}, Es/N0 {budget.snr_db:g} dB "
-                  f"{self.channel}: {r['frames_decoded']}/{r['frames_sent']} frames ({lost}), "
+        what = f"{self.context} " if self.context else ""
+        self.echo(f"[{self.kind} {self.runs}] {what}{budget.mcs.modulation} k={frame.k} "
+                  f"n={frame.n}, Es/N0 {budget.snr_db:g} dB {self.channel}: "
+                  f"{r['frames_decoded']}/{r['frames_sent']} frames ({lost}), "
                   f"{int(block_ok.sum())}/{block_ok.size} blocks, {seconds:.0f} s")
         return rx, block_ok
+
+    def _transmit(self, payloads: np.ndarray, budget: LinkBudget, seed: int) -> dict:
+        """Send ``payloads`` [frames, codewords, payload_bits] once; returns ``frames_sent``,
+        ``frames_decoded``, ``frames_lost_total``, ``frames_lost`` (by cause) and
+        ``delivered_seqs`` (frames received with both CRCs verified)."""
+        frame = budget.frame
+        run_dir = None if self.out_dir is None else os.path.join(self.out_dir,
+                                                                  f"tx{self.runs:04d}")
+        with tempfile.TemporaryDirectory(prefix="gsc-stream-") as tmp:
+            return run_loopback(snr_db=float(budget.snr_db), channel=self.channel,
+                                delay_spread_ns=self.delay_spread_ns,
+                                modulation=budget.mcs.modulation, k=frame.k, n=frame.n,
+                                workers=self.workers, seed=seed, out_dir=run_dir or tmp,
+                                payloads=payloads, **self.options)

@@ -60,8 +60,12 @@ def test_missing_scenario_module_is_one_clear_error():
 
 def test_road_needs_simulated_link_and_readable_images(tiny_checkpoints, tmp_path, capsys):
     out = str(tmp_path / "out")
-    assert main(["scenario", "road", "--link", "sigmf:rec.sigmf-meta", "--out", out]) == 2
-    assert "not implemented" in _one_error_line(capsys)
+    (tmp_path / "afile").write_text("not a folder")
+    assert main(["scenario", "road", "--link", f"sigmf:{tmp_path / 'afile'}", "--out",
+                 out]) == 2
+    assert "not a folder" in _one_error_line(capsys)
+    assert main(["scenario", "road", "--rerecord", "--out", out]) == 2
+    assert "--rerecord applies to --link sigmf" in _one_error_line(capsys)
     assert main(["scenario", "road", "--link", "loopback", "--channel", "rayleigh",
                  "--out", out]) == 2
     assert "streaming loopback emulates" in _one_error_line(capsys)

@@ -27,7 +27,7 @@ from gsc_semantic.scenarios.meeting_h264 import (
     fit_h264,
     strip_sei,
 )
-from gsc_semantic.scenarios.meeting_keypoints import KeypointCodec, bits_to_int, int_to_bits
+from gsc_semantic.scenarios.meeting_keypoints import bits_to_int, int_to_bits
 from gsc_semantic.scenarios.meeting_metrics import temporal_error
 
 torch.set_num_threads(1)
@@ -80,43 +80,10 @@ def test_landmark_model_finds_no_face_in_plain_frames(landmark_net):
     assert (conf < 0.5).all()
 
 
-# ---- keypoint coding ---------------------------------------------------------------------
+# ---- keypoint coding (more in test_meeting_keypoints.py) -------------------------------
 def test_bits_round_trip():
     v = np.array([0, 5, 127])
     assert bits_to_int(int_to_bits(v, 7)).tolist() == [0, 5, 127]
-
-
-def test_keypoints_round_trip_within_half_a_step():
-    codec = KeypointCodec(size=64)
-    rng = np.random.default_rng(0)
-    ref = codec.decode_reference(codec.encode_reference(rng.uniform(10, 54, (12, 2))))
-    lm = ref + rng.uniform(-10, 10, (5, 12, 2))
-    l1, l2 = codec.encode(lm, np.ones(5, bool), ref)
-    assert l1.shape == (5, codec.layer_bits[0]) and l2.shape == (5, codec.layer_bits[1])
-    out, status = codec.decode(l1, l2, np.zeros(5, bool), np.zeros(5, bool), ref)
-    assert np.abs(out - lm).max() <= codec.step / 2 + 1e-5
-    assert status == ["ok"] * 5
-
-
-def test_bit_errors_and_erasures_are_bounded():
-    codec = KeypointCodec(size=64, bits=7, msb_bits=3)
-    ref = np.full((12, 2), 32.0, np.float32)
-    lm = ref[None] + 2.0
-    l1, l2 = codec.encode(lm, np.array([True]), ref)
-    clean, _ = codec.decode(l1, l2, [False], [False], ref)
-    flipped = l2.copy()
-    flipped[0, 0] ^= 1  # MSB of the first coordinate's LSB layer: weight 8 steps
-    bad, _ = codec.decode(l1, flipped, [False], [False], ref)
-    diff = np.abs(bad - clean).reshape(-1)
-    assert np.count_nonzero(diff) == 1 and diff.max() <= 8 * codec.step + 1e-5
-    coarse, status = codec.decode(l1, l2, [False], [True], ref)  # LSB layer lost
-    assert status == ["coarse"] and np.abs(coarse - lm).max() <= 8 * codec.step
-    prev = ref + 5.0
-    lost, status = codec.decode(l1, l2, [True], [False], ref, previous=prev)
-    assert status == ["reused_lost"] and np.array_equal(lost[0], prev)
-    l1_nf, l2_nf = codec.encode(lm, np.array([False]), ref)
-    nf, status = codec.decode(l1_nf, l2_nf, [False], [False], ref, previous=prev)
-    assert status == ["reused_no_face"] and np.array_equal(nf[0], prev)
 
 
 # ---- decoder -----------------------------------------------------------------------------
@@ -157,7 +124,8 @@ def test_h264_fit_and_lost_packets_freeze():
 
 
 def test_budget_accounting_h264_and_gsc():
-    from gsc_semantic.scenarios.meeting import GscMeeting
+    from gsc_semantic.scenarios.meeting import GscMeeting, load_models
+    from gsc_semantic.scenarios.meeting_keypoints import KeypointCodec
 
     clip = synthetic_clip("procedural", frames=4, size=64, seed=5)
     rho = 1 / 4  # 4 frames: the reference needs a larger share than in a long clip
@@ -165,20 +133,30 @@ def test_budget_accounting_h264_and_gsc():
     res = H264Link("awgn", rho)(clip.frames, 20.0)
     assert res.bytes_sent <= res.budget_bytes and res.channel_uses <= 4 * budget + 1e-6
     assert sum(res.counts.values()) == 4
+    codec = KeypointCodec(load_models()[2])
     gsc = GscMeeting(clip.frames, clip.landmarks, np.ones(4, bool), MeetingDecoder(None),
-                     "awgn", rho)
+                     "awgn", rho, codec)
     assert gsc.channel_uses_per_frame <= budget + 1e-6
+    ref_bits = 8 * gsc.ref_bytes + codec.reference_bits  # sent once, spread over 4 frames
+    assert gsc.bits_per_frame == pytest.approx(codec.bits_per_frame(4) + ref_bits / 4)
     shown, rec = gsc(20.0, seed=0)
     assert shown.shape == clip.frames.shape and rec["reference_delivered"]
     assert sum(rec["frame_status"].values()) == 4 and rec["frames_ok"] == 4
+    assert rec["frame_status"]["interpolated"] == 1  # key frames 0, 2, 3
+    fixed = GscMeeting(clip.frames, clip.landmarks, np.ones(4, bool), MeetingDecoder(None),
+                       "awgn", rho, codec, mcs=11, reference_mcs=5, reference_quality=10)
+    assert fixed.ref_quality == 10 and fixed.ref_mcs == 5
+    assert fixed.channel_uses_per_frame < gsc.channel_uses_per_frame
 
 
 # ---- run_meeting and bad input -----------------------------------------------------------
 def test_run_meeting_tiny_clip_writes_files(tmp_path):
     from gsc_semantic.scenarios.meeting import run_meeting
+    from gsc_semantic.scenarios.meeting_budget import GscSetting
 
     doc = run_meeting(parse_link("sim"), "awgn", [0.0, 20.0], str(tmp_path), seed=0,
-                      frames=3, rho=1 / 3, echo=lambda *_: None, clip="astronaut")
+                      frames=3, rho=1 / 3, echo=lambda *_: None, clip="astronaut",
+                      equal_nme_settings=(GscSetting(6, 0.1, 2, 30),))
     for name in ("meeting.json", "meeting.md", "meeting.gif", "meeting.png", "report.html",
                  "meeting_snr0.png", "meeting_snr20.png"):
         assert (tmp_path / name).is_file(), name
@@ -187,6 +165,12 @@ def test_run_meeting_tiny_clip_writes_files(tmp_path):
     assert len(saved["rows"]) == 6 and saved["snr_kind"] == "esno"
     gsc20 = next(r for r in doc["rows"] if r["method"] == "gsc" and r["snr_db"] == 20.0)
     assert gsc20["frames_ok"] == 3 and gsc20["channel_uses_per_frame"] <= 4096.0
+    eq = saved["equal_nme"]
+    assert eq["snrs"] == [0.0] and eq["h264"] and {p["policy"] for p in eq["gsc"]} == {
+        "link-adapted", "robust", "as run"}
+    assert any(r["policy"] == "as run" for r in eq["comparison"])
+    for name in ("meeting_equal_nme.md", "meeting_equal_nme.png"):
+        assert (tmp_path / name).is_file(), name
 
 
 def _write_frames(folder, sizes):
@@ -218,7 +202,8 @@ def test_bad_clips_raise_one_line_config_errors(tmp_path):
     _write_frames(tmp_path / "noface", [64, 64, 64])
     with pytest.raises(ConfigError, match="no face"):
         run(str(tmp_path / "noface"))
-    with pytest.raises(ConfigError, match="not implemented"):
-        run("procedural", link="sigmf:rec.sigmf-meta")
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(ConfigError, match="not a folder"):
+        run("procedural", link=f"sigmf:{tmp_path / 'afile'}")
     with pytest.raises(ConfigError, match="unknown clip source|does not exist"):
         run("nosuchclip")

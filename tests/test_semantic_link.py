@@ -56,8 +56,9 @@ def test_eval_bad_input(args, tmp_path):
 
 def test_eval_writes_table_and_figures(tmp_path):
     res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "eval", "--data", "fmnist",
-                          "--snr", "0,20", "--ratio", "1/12", "--methods", "gsc,gsc-mse,jpeg,capacity",
-                          "--images", "4", "--steps", "2", "--trials", "2", "--out",
+                          "--snr", "0,20", "--ratio", "1/12",
+                          "--methods", "gsc,gsc-mse,jpeg,capacity", "--images", "4",
+                          "--steps", "2", "--trials", "2", "--out",
                           str(tmp_path), "--quiet"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib
 import torch
@@ -28,33 +28,37 @@ from gsc_semantic.eval_plots import tile
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "link_transport", "write_table",
-           "markdown_table", "save_grid", "save_gif", "plot_vs_snr", "write_html_report",
-           "ReportSection"]
+__all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "link_transport", "link_context",
+           "write_table", "markdown_table", "save_grid", "save_gif", "plot_vs_snr",
+           "write_html_report", "ReportSection"]
 
-#: ``--link`` kinds: simulated gsc_phy, GNU Radio loopback, replay of a SigMF recording.
+#: ``--link`` kinds: simulated gsc_phy, GNU Radio loopback, SigMF recordings of the loopback.
 LINK_KINDS = ("sim", "loopback", "sigmf")
 
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """Where a scenario's bits travel: ``kind`` in :data:`LINK_KINDS`, ``path`` for SigMF."""
+    """Where a scenario's bits travel: ``kind`` in :data:`LINK_KINDS`, ``path`` (a folder of
+    recordings) for ``sigmf``; ``config`` (the scenario's options, compared with a recording
+    folder's manifest) and ``rerecord`` (record that folder anew) only matter for ``sigmf``."""
 
     kind: str
     path: str | None = None
+    config: dict | None = field(default=None, compare=False)
+    rerecord: bool = False
 
     def __str__(self) -> str:
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
 
 def parse_link(text: str) -> LinkSpec:
-    """``"sim"`` | ``"loopback"`` | ``"sigmf:PATH"`` -> :class:`LinkSpec`; anything else
+    """``"sim"`` | ``"loopback"`` | ``"sigmf:DIR"`` -> :class:`LinkSpec`; anything else
     raises :class:`~gsc_phy.config.ConfigError` (one line).
 
     Example::
 
-        >>> parse_link("sigmf:rec.sigmf-meta").path
-        'rec.sigmf-meta'
+        >>> parse_link("sigmf:runs/rec").path
+        'runs/rec'
     """
     text = (text or "").strip()
     if text in ("sim", "loopback"):
@@ -62,17 +66,21 @@ def parse_link(text: str) -> LinkSpec:
     if text.startswith("sigmf:"):
         path = text[len("sigmf:"):]
         if not path:
-            raise ConfigError("--link sigmf:PATH needs a recording path after 'sigmf:'")
+            raise ConfigError("--link sigmf:DIR needs a folder for the recordings after "
+                              "'sigmf:'")
         return LinkSpec("sigmf", path)
-    raise ConfigError(f"--link must be sim, loopback or sigmf:PATH, got {text!r}")
+    raise ConfigError(f"--link must be sim, loopback or sigmf:DIR, got {text!r}")
 
 
 def link_transport(link: LinkSpec, channel: str, seed: int, out_dir: str, scenario: str,
                    echo=None):
-    """The ``transport`` a scenario's links share: ``"sim"``, or for ``--link loopback`` one
+    """The ``transport`` a scenario's links share: ``"sim"``; for ``--link loopback`` one
     :class:`~gsc_semantic.stream_transport.StreamTransport` (runs logged under
-    ``OUT/loopback/txNNNN``; its ``take()`` gives the counters per method). ``sigmf`` and a
-    channel the loopback cannot emulate raise :class:`~gsc_phy.config.ConfigError`.
+    ``OUT/loopback/txNNNN``); for ``--link sigmf:DIR`` one
+    :class:`~gsc_semantic.sigmf_transport.SigMFTransport` (recordings and manifest in DIR,
+    replay logs under ``OUT/sigmf/NAME``). Their ``take()`` gives the counters per method. A
+    channel the loopback cannot emulate, or a DIR recorded with another configuration, raises
+    :class:`~gsc_phy.config.ConfigError`.
 
     Example::
 
@@ -81,13 +89,28 @@ def link_transport(link: LinkSpec, channel: str, seed: int, out_dir: str, scenar
     """
     if link.kind == "sim":
         return "sim"
-    if link.kind != "loopback":
-        raise ConfigError(f"--link {link} is not implemented for the {scenario} scenario yet; "
-                          "use --link sim or loopback")
+    if link.kind == "sigmf":
+        from gsc_semantic.sigmf_transport import SigMFTransport
+
+        return SigMFTransport(link.path, channel, scenario=scenario, config=link.config,
+                              rerecord=link.rerecord, seed=seed,
+                              out_dir=os.path.join(out_dir, "sigmf"), echo=echo)
     from gsc_semantic.stream_transport import StreamTransport
 
     return StreamTransport(channel, seed=seed, out_dir=os.path.join(out_dir, "loopback"),
                            echo=echo)
+
+
+def link_context(transport, name: str) -> None:
+    """Name what ``transport`` sends next (e.g. the method) in its progress lines and, for
+    ``--link sigmf``, in the recording names; nothing for the simulated link.
+
+    Example::
+
+        >>> link_context("sim", "jpeg")
+    """
+    if transport != "sim":
+        transport.context = name
 
 
 def _fmt(v) -> str:

@@ -3,18 +3,20 @@
 **gsc** (transmitter): the in-project landmark model (:mod:`.face_landmarks`) finds the 12
 face landmarks of every frame; the first frame with a face is the **reference**, sent once
 as a compact WebP (headers the receiver knows left out) plus its landmarks (8 bits per
-coordinate) on the most robust MCS (strong protection); every frame then sends its keypoints
-as fixed-length deltas against the reference in two UEP layers (:mod:`.meeting_keypoints`) through
-:class:`~.layered_link.LayeredLink` (layer 1: face flag + MSBs on a robust MCS, layer 2:
-LSBs on a more fragile one), designed without knowing the SNR. Budget: every frame owns
-``ρ·3·H·W`` channel uses; the keypoint layers get at most ``keypoint_share`` of them, the
-reference gets the rest of the clip's total (so it is amortised over the clip; reported
-separately). Frames where no face is detected send the *no face* flag; the receiver reuses
-the previous keypoints (counted as ``frames_without_detection``).
+coordinate) on the most robust MCS (strong protection); then, for every second frame (and
+the last), a handful of keypoint coefficients (6 coefficients of a learned basis of face
+motion in inter-ocular units, 29 bits: 14.5 bits per frame; :mod:`.meeting_keypoints`) in
+two UEP layers through :class:`~.layered_link.LayeredLink` (layer 1: face flag + MSBs on a
+robust MCS, layer 2: LSBs on a more fragile one), designed without knowing the SNR. Budget:
+every frame owns ``ρ·3·H·W`` channel uses; the keypoint layers get at most
+``keypoint_share`` of them, the reference (the highest WebP quality that fits) the rest of
+the clip's total, so it is amortised over the clip (reported separately). Frames where no
+face is detected send the *no face* flag; the receiver reuses the previous keypoints
+(counted as ``frames_without_detection``).
 
-**gsc** (receiver, :mod:`.meeting_decoder`): warp of the reference to the received
-keypoints + a trained refinement U-Net; lost keypoint layers -> previous frame's keypoints;
-lost reference -> mid-gray frames.
+**gsc** (receiver, :mod:`.meeting_decoder`): keypoints interpolated between key frames (one
+frame of delay), warp of the reference to them + a trained refinement U-Net; lost keypoint
+layers -> previous keypoints; lost reference -> mid-gray frames.
 
 **Baselines** at the same ``ρ`` on the same link, with genie link adaptation per SNR:
 H.264 (libx264 through PyAV, :mod:`.meeting_h264`) and per-frame JPEG
@@ -23,11 +25,12 @@ H.264 (libx264 through PyAV, :mod:`.meeting_h264`) and per-frame JPEG
 **Metrics** (:mod:`.meeting_metrics`): NME of the landmark model on the shown frames
 against the original's landmarks (exact ones for synthetic clips), PSNR, SSIM,
 EfficientNet-Lite2 feature distance, temporal error; channel uses per frame and ρ actually
-used. **H.264 for equal NME**: error-free H.264 is swept over CRF at the link-adapted MCS of
-the comparison SNR (10 dB, or the nearest below) to find the channel uses it needs to reach
-gsc's NME there; ``channel_use_ratio`` = gsc's channel uses as sent (robust, SNR-agnostic
-MCS) / H.264's (target: <= 0.1), and ``channel_use_ratio_at_h264_mcs`` the same with gsc's
-bits carried at H.264's MCS (a comparison of the source rates alone).
+used. **Channel uses for equal NME** (:mod:`.meeting_budget`, at the comparison SNR: 10 dB
+or the nearest below): H.264 swept over budgets and gsc over a few settings, both through
+the simulated link; the H.264 channel uses that reach each gsc point's NME, and the ratio
+(issue target >= 10), in ``meeting.json["equal_nme"]``, ``meeting_equal_nme.md`` and
+``meeting_equal_nme.png``. ``benchmarks/bench_meeting_budget.py`` runs the full sweep (more
+settings, 10 and 5 dB).
 
 Example::
 
@@ -40,17 +43,26 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from gsc_phy.config import ConfigError
-from gsc_semantic.baselines import SeparationBaseline, decode, encode_to_fit
+from gsc_semantic.baselines import (
+    AdaptiveLink,
+    Encoded,
+    SeparationBaseline,
+    decode,
+    encode,
+    encode_to_fit,
+)
 from gsc_semantic.codec import checkpoints_root
 from gsc_semantic.scenarios.common import (
     LinkSpec,
     ReportSection,
+    link_context,
     link_transport,
     plot_vs_snr,
     save_gif,
@@ -58,29 +70,36 @@ from gsc_semantic.scenarios.common import (
     write_html_report,
     write_table,
 )
-from gsc_semantic.scenarios.face_landmarks import DETECTION_THRESHOLD, LandmarkNet, nme
+from gsc_semantic.scenarios.face_landmarks import DETECTION_THRESHOLD, LandmarkNet
 from gsc_semantic.scenarios.layered_link import LayeredLink
+from gsc_semantic.scenarios.meeting_budget import (
+    COMPARE_COLUMNS,
+    GscSetting,
+)
+from gsc_semantic.scenarios.meeting_budget import sweep as budget_sweep
+from gsc_semantic.scenarios.meeting_budget import write_outputs as write_budget_outputs
 from gsc_semantic.scenarios.meeting_clips import SOURCES, Clip, load_clip, synthetic_clip
 from gsc_semantic.scenarios.meeting_decoder import MeetingDecoder, RefineUNet
-from gsc_semantic.scenarios.meeting_h264 import (
-    LENGTH_BYTES,
-    H264Link,
-    decode_h264,
-    encode_h264,
+from gsc_semantic.scenarios.meeting_h264 import H264Link
+from gsc_semantic.scenarios.meeting_keypoints import (
+    DELIVERED_STATUS,
+    FRAME_STATUS,
+    KeypointBasis,
+    KeypointCodec,
 )
-from gsc_semantic.scenarios.meeting_keypoints import FRAME_STATUS, KeypointCodec
 from gsc_semantic.scenarios.meeting_metrics import FrameMetrics
-from gsc_semantic.scenarios.meeting_train import LANDMARKS_NAME, REFINER_NAME
+from gsc_semantic.scenarios.meeting_train import KEYPOINTS_NAME, LANDMARKS_NAME, REFINER_NAME
 
-__all__ = ["run_meeting", "GscMeeting", "load_meeting_clip", "h264_for_equal_nme", "METHODS",
-           "COLUMNS"]
+__all__ = ["run_meeting", "GscMeeting", "load_meeting_clip", "load_models", "METHODS",
+           "COLUMNS", "EQUAL_NME_SETTINGS", "meeting_versions"]
 
 METHODS = ("gsc", "h264", "jpeg")
 COLUMNS = ("method", "snr_db", "nme", "psnr", "ssim", "feature_distance", "temporal_error",
            "channel_uses_per_frame", "rho", "frames_ok", "frames_without_detection", "mcs")
 REFERENCE_MCS = 1
 SIZE = 64
-_SWEEP_CRF = (18, 24, 30, 36, 42, 51)
+#: gsc settings of the equal-NME sweep inside a scenario run (the benchmark sweeps more).
+EQUAL_NME_SETTINGS = (GscSetting(6, 0.1, 2, 15), GscSetting(6, 0.1, 2, 30))
 
 
 def _ensure_face(clip: Clip, present: np.ndarray) -> None:
@@ -104,53 +123,79 @@ class GscMeeting:
     :param frames: uint8 [T, H, W, 3]; :param landmarks: the transmitter's landmarks
         [T, 12, 2] and ``present`` [T] flags from the landmark model.
     :param decoder: :class:`~.meeting_decoder.MeetingDecoder`.
-    :param channel, rho: link and bandwidth ratio; ``keypoint_share``: the keypoints' share
+    :param channel, rho: link and bandwidth ratio; ``codec``: the
+        :class:`~.meeting_keypoints.KeypointCodec`; ``keypoint_share``: the keypoints' share
         of the per-frame budget; ``link``: ``"sim"``, ``"loopback"`` or a shared
         :class:`~gsc_semantic.stream_transport.StreamTransport` (see :class:`LayeredLink`).
+    :param mcs: ``None``: the SNR-agnostic design (keypoint layers on the UEP ladder that
+        fits ``rho·keypoint_share``, reference on MCS :data:`REFERENCE_MCS`); an MCS index
+        or key (``"1x4"``): both keypoint layers on it (and the reference on
+        ``reference_mcs``, default the same).
+    :param reference_quality: ``None``: the reference takes the rest of the clip's budget
+        (highest quality that fits); a WebP quality: that quality, whatever it costs.
     """
 
     def __init__(self, frames: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
-                 decoder: MeetingDecoder, channel: str, rho: float,
-                 keypoint_share: float = 0.5, codec: KeypointCodec | None = None,
-                 reference_codec: str = "webp", link="sim") -> None:
+                 decoder: MeetingDecoder, channel: str, rho: float, codec: KeypointCodec,
+                 keypoint_share: float = 0.5, reference_codec: str = "webp", link="sim",
+                 mcs: int | str | None = None, reference_mcs: int | str | None = None,
+                 reference_quality: int | None = None) -> None:
         t, size = frames.shape[0], frames.shape[1]
-        self.codec = codec or KeypointCodec(size=size)
+        self.codec = codec
         self.decoder = decoder
         self.size = size
         shape = (3, size, size)
-        self.kp_link = LayeredLink(channel, rho * keypoint_share, self.codec.layer_bits,
-                                   "adaptive", link=link, image_shape=shape)
-        kp_cu = self.kp_link.plan.total_channel_uses
-        ref_cu = t * (rho * 3 * size * size - kp_cu)
-        eff = self.kp_link.adaptive.budget(shape, 0.0, REFERENCE_MCS).bits_per_channel_use
-        ref_bits = int(np.floor(ref_cu * eff))
-        ref_bytes = (ref_bits - self.codec.reference_bits) // 8
+        pixels = 3 * size * size
+        keys = len(codec.key_frames(t))  # the keypoint links' "images" are the key frames
+        if mcs is None:
+            self.kp_link = LayeredLink(channel, rho * keypoint_share * t / keys,
+                                       codec.layer_bits, "adaptive", link=link,
+                                       image_shape=shape)
+            reference_mcs = REFERENCE_MCS
+        else:
+            kp_rho = codec.bits_per_key_frame / _bits_per_channel_use(channel, mcs) / pixels
+            self.kp_link = LayeredLink(channel, kp_rho * (1 + 1e-9), codec.layer_bits,
+                                       [mcs, mcs], link=link, image_shape=shape)
+            reference_mcs = mcs if reference_mcs is None else reference_mcs
+        kp_cu = self.kp_link.plan.total_channel_uses * keys / t
+        eff = _bits_per_channel_use(channel, reference_mcs)
         self.ref_index = int(np.argmax(present))
         self.reference = frames[self.ref_index]
         self.reference_codec = reference_codec
-        enc = encode_to_fit(torch.from_numpy(self.reference).permute(2, 0, 1).float() / 255,
-                            reference_codec, max(ref_bytes, 0))
-        if enc is None:
-            raise ConfigError(f"rho={rho:.4g} leaves {max(ref_bytes, 0)} bytes for the "
-                              f"reference frame, too few for a {reference_codec} of it; raise "
-                              "--rho or send more frames")
-        self.ref_bytes = ref_bytes
+        image = torch.from_numpy(self.reference).permute(2, 0, 1).float() / 255
+        if reference_quality is None:
+            ref_bits = int(np.floor(t * (rho * pixels - kp_cu) * eff))
+            enc = encode_to_fit(image, reference_codec,
+                                max((ref_bits - codec.reference_bits) // 8, 0))
+            if enc is None:
+                raise ConfigError(f"rho={rho:.4g} leaves {max(ref_bits // 8, 0)} bytes for "
+                                  f"the reference frame, too few for a {reference_codec} of "
+                                  "it; raise --rho or send more frames")
+        else:
+            enc = Encoded(reference_codec, reference_quality,
+                          encode(image, reference_codec, reference_quality))
+        self.ref_bytes = len(enc.data)
         self.ref_quality = enc.quality
-        ref_lm_bits = self.codec.encode_reference(landmarks[self.ref_index])
-        self.ref_landmarks = self.codec.decode_reference(ref_lm_bits)
-        payload = np.zeros(8 * ref_bytes + self.codec.reference_bits, np.uint8)
-        jb = np.unpackbits(np.frombuffer(enc.data, np.uint8))
-        payload[:jb.size] = jb
-        payload[8 * ref_bytes:] = ref_lm_bits
+        ref_lm_bits = codec.encode_reference(landmarks[self.ref_index])
+        self.ref_landmarks = codec.decode_reference(ref_lm_bits)
+        payload = np.concatenate([np.unpackbits(np.frombuffer(enc.data, np.uint8)),
+                                  ref_lm_bits])
         self.ref_payload = payload
-        self.ref_link = LayeredLink(channel, payload.size / eff / (3 * size * size) + 1e-9,
-                                    [payload.size], [REFERENCE_MCS], link=link,
+        self.ref_mcs = reference_mcs
+        self.ref_link = LayeredLink(channel, payload.size / eff / pixels * (1 + 1e-9),
+                                    [payload.size], [reference_mcs], link=link,
                                     image_shape=shape)
-        self.layers = self.codec.encode(landmarks, present, self.ref_landmarks)
+        self.layers = codec.encode(landmarks, present, self.ref_landmarks)
         self.present = present
         self.keypoint_cu = kp_cu
         self.reference_cu = self.ref_link.plan.total_channel_uses
         self.frames = t
+
+    @property
+    def bits_per_frame(self) -> float:
+        """Keypoint bits + the reference's bits (image and landmarks) amortised over the
+        clip."""
+        return self.codec.bits_per_frame(self.frames) + self.ref_payload.size / self.frames
 
     @property
     def channel_uses_per_frame(self) -> float:
@@ -169,53 +214,45 @@ class GscMeeting:
             reference = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             ref_lm = self.codec.decode_reference(bits[8 * self.ref_bytes:])
         kp, status = self.codec.decode(kp_rx.bits[0], kp_rx.bits[1], kp_rx.erased[:, 0],
-                                       kp_rx.erased[:, 1], ref_lm)
+                                       kp_rx.erased[:, 1], ref_lm, self.frames)
         shown = self.decoder(reference, ref_lm, kp, self.size)
         plan = self.kp_link.plan
         record = {"reference_delivered": reference is not None,
                   "reference_codec": self.reference_codec,
                   "reference_bytes": self.ref_bytes, "reference_quality": self.ref_quality,
                   "reference_channel_uses": round(self.reference_cu, 1),
+                  "reference_amortised_over_frames": self.frames,
                   "keypoint_channel_uses_per_frame": round(self.keypoint_cu, 1),
                   "keypoint_layer_bits": list(plan.layer_bits),
+                  "keypoint_codec": {"components": self.codec.components,
+                                     "step_iod": self.codec.step,
+                                     "interval": self.codec.interval,
+                                     "key_frames": len(self.layers[0]),
+                                     "bits_per_component":
+                                         list(self.codec.bits_per_component)},
+                  "bits_per_frame": round(self.bits_per_frame, 1),
                   "keypoint_plan": plan.to_dict(),
                   "frame_status": {s: status.count(s) for s in FRAME_STATUS},
-                  "frames_ok": status.count("ok") + status.count("coarse")}
+                  "frames_ok": sum(status.count(s) for s in DELIVERED_STATUS)}
         record["frames_ok"] = record["frames_ok"] if reference is not None else 0
         mcs = [m for m in plan.to_dict()["mcs"] if m]
-        record["mcs"] = f"ref MCS{REFERENCE_MCS}; kp " + " / ".join(mcs)
+        record["mcs"] = f"ref MCS{self.ref_mcs}; kp " + " / ".join(mcs)
         return shown, record
 
 
-def h264_for_equal_nme(frames: np.ndarray, true_lm: np.ndarray, target_nme: float,
-                       bits_per_channel_use: float, landmarks: LandmarkNet) -> dict:
-    """Channel uses per frame error-free H.264 needs to reach ``target_nme`` (CRF sweep,
-    log-linear interpolation between sweep points; ``None`` when no CRF reaches it)."""
-    points = []
-    for crf in _SWEEP_CRF:
-        pk = encode_h264(frames, crf)
-        shown, _ = decode_h264(pk, [True] * len(pk), frames.shape[1])
-        lm, _ = landmarks.detect(shown)
-        nbytes = sum(len(p) + LENGTH_BYTES for p in pk)
-        points.append({"crf": crf, "bytes": nbytes,
-                       "channel_uses_per_frame": 8 * nbytes / bits_per_channel_use
-                       / len(frames), "nme": float(nme(lm, true_lm).mean())})
-    pts = sorted(points, key=lambda p: p["channel_uses_per_frame"])
-    needed = pts[0]["channel_uses_per_frame"] if pts[0]["nme"] <= target_nme else None
-    for lo, hi in zip(pts[:-1], pts[1:], strict=True):
-        if needed is None and lo["nme"] > target_nme >= hi["nme"]:
-            f = (lo["nme"] - target_nme) / (lo["nme"] - hi["nme"])
-            a, b = np.log(lo["channel_uses_per_frame"]), np.log(hi["channel_uses_per_frame"])
-            needed = float(np.exp(a + f * (b - a)))
-    return {"sweep": points, "h264_channel_uses_per_frame": needed,
-            "lowest_sweep_point_already_below_target": bool(pts[0]["nme"] <= target_nme)}
+def _bits_per_channel_use(channel: str, mcs: int | str) -> float:
+    """Payload bits per complex channel use of MCS ``mcs`` (all overheads counted, as in the
+    baselines' budgets)."""
+    return AdaptiveLink(channel).budget((3, SIZE, SIZE), 0.0, mcs).bits_per_channel_use
 
 
-def _load_models() -> tuple[LandmarkNet, MeetingDecoder]:
+def load_models() -> tuple[LandmarkNet, MeetingDecoder, KeypointBasis]:
+    """The shipped landmark model, decoder (with its refiner) and keypoint basis."""
     root = checkpoints_root()
     lm = LandmarkNet.from_pretrained(os.path.join(root, LANDMARKS_NAME))
     refiner = RefineUNet.from_pretrained(os.path.join(root, REFINER_NAME))
-    return lm, MeetingDecoder(refiner)
+    basis = KeypointBasis.from_pretrained(os.path.join(root, KEYPOINTS_NAME))
+    return lm, MeetingDecoder(refiner), basis
 
 
 def _strip(frames_by_method: dict[str, np.ndarray], count: int = 6) -> list[torch.Tensor]:
@@ -237,12 +274,15 @@ def _side_by_side_gif(frames_by_method: dict[str, np.ndarray], path: str) -> str
 
 def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed: int,
                 frames: int, rho: float, echo=print, clip: str = "procedural",
-                keypoint_share: float = 0.5) -> dict:
+                keypoint_share: float = 0.5,
+                equal_nme_settings: Sequence[GscSetting] = EQUAL_NME_SETTINGS) -> dict:
     """Run the meeting scenario and write ``OUT/meeting.json``, ``meeting.md``, plots,
     strips, a side-by-side GIF (original | gsc | h264 | jpeg) and ``report.html``.
 
     :param clip: ``procedural``, ``astronaut``, ``grace_hopper``, a video file or a folder of
         frames.
+    :param equal_nme_settings: gsc settings of the equal-NME sweep at the comparison SNR
+        (:mod:`.meeting_budget`; ``benchmarks/bench_meeting_budget.py`` runs the full one).
     :return: the ``meeting.json`` document.
     """
     transport = link_transport(link, channel, seed, out_dir, "meeting", echo)
@@ -251,15 +291,15 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     t0 = time.time()
     torch.manual_seed(seed)
     data = load_meeting_clip(clip, frames, seed)
-    landmark_net, decoder = _load_models()
+    landmark_net, decoder, basis = load_models()
     lm_tx, conf = landmark_net.detect(data.frames)
     present = conf >= DETECTION_THRESHOLD
     _ensure_face(data, present)
     true_lm = data.landmarks if data.landmarks is not None else lm_tx
     t = len(data.frames)
     echo(f"meeting: clip {data.source!r}, {t} frames, face detected in {int(present.sum())}")
-    gsc = GscMeeting(data.frames, lm_tx, present, decoder, channel, rho, keypoint_share,
-                     link=transport)
+    gsc = GscMeeting(data.frames, lm_tx, present, decoder, channel, rho,
+                     KeypointCodec(basis, size=SIZE), keypoint_share, link=transport)
     h264 = H264Link(channel, rho, seed=seed, transport=transport)
     jpeg = SeparationBaseline("jpeg", channel, rho, on_loss="previous", seed=seed,
                               transport=transport)
@@ -271,12 +311,15 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     x = torch.from_numpy(data.frames).permute(0, 3, 1, 2).float() / 255
     for snr in snrs:
         shown = {"original": data.frames}
+        link_context(transport, "gsc")
         g_frames, g_rec = gsc(snr, seed)
         streamed = {"gsc": counters()}
         shown["gsc"] = g_frames
+        link_context(transport, "h264")
         h = h264(data.frames, snr)
         streamed["h264"] = counters()
         shown["h264"] = h.frames
+        link_context(transport, "jpeg")
         j = jpeg(x, snr)
         streamed["jpeg"] = counters()
         shown["jpeg"] = (j.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
@@ -307,18 +350,17 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
         echo(f"  Es/N0 {snr:g} dB: " + ", ".join(
             f"{r['method']} NME {r['nme']:.3f} PSNR {r['psnr']:.1f}" for r in rows[-3:]))
     gsc_row = next(r for r in rows if r["method"] == "gsc" and r["snr_db"] == compare_snr)
-    bpcu = h264.budget((3, SIZE, SIZE), compare_snr).bits_per_channel_use
-    equal = h264_for_equal_nme(data.frames, true_lm, gsc_row["nme"], bpcu, landmark_net)
-    needed = equal["h264_channel_uses_per_frame"]
-    gsc_bits = sum(gsc.codec.layer_bits) + gsc.ref_payload.size / t
-    equal |= {"snr_db": compare_snr, "gsc_nme": gsc_row["nme"],
-              "gsc_channel_uses_per_frame": gsc_row["channel_uses_per_frame"],
-              "channel_use_ratio": None if not needed
-              else round(gsc_row["channel_uses_per_frame"] / needed, 4),
-              "gsc_bits_per_frame": round(gsc_bits, 1),
-              "gsc_channel_uses_per_frame_at_h264_mcs": round(gsc_bits / bpcu, 1),
-              "channel_use_ratio_at_h264_mcs": None if not needed
-              else round(gsc_bits / bpcu / needed, 4)}
+    as_run = {"method": "gsc", "snr_db": compare_snr, "policy": "as run",
+              "setting": f"K={gsc.codec.components} step={gsc.codec.step:g} every "
+                         f"{gsc.codec.interval} ref fills rho (q{gsc.ref_quality})",
+              "bits_per_frame": round(gsc.bits_per_frame, 1),
+              "channel_uses_per_frame": gsc_row["channel_uses_per_frame"],
+              "nme": gsc_row["nme"]}
+    echo(f"meeting: channel uses for equal NME at {compare_snr:g} dB (H.264 and gsc sweeps)")
+    equal = budget_sweep(data.frames, true_lm, lm_tx, present, decoder, landmark_net, basis,
+                         channel, [compare_snr], seed, settings=equal_nme_settings,
+                         extra_gsc=[as_run])
+    equal["link"] = "sim"  # the sweep's many runs always use the simulated link
     os.makedirs(out_dir, exist_ok=True)
     grid_paths = []
     for snr, rows_img in strips:
@@ -326,6 +368,8 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
         save_grid(rows_img, os.path.join(out_dir, name), scale=2)
         grid_paths.append(name)
     _side_by_side_gif(gif_frames, os.path.join(out_dir, "meeting.gif"))
+    write_budget_outputs(equal, out_dir, "meeting_equal_nme",
+                         f"meeting, {channel}, {t} frames of {data.source}")
     plot_vs_snr(rows, {"nme": "landmark NME (lower better)", "psnr": "PSNR [dB]",
                        "feature_distance": "EffNet-Lite2 feature distance",
                        "temporal_error": "temporal error"}, METHODS,
@@ -336,9 +380,9 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
                                              "frames": t, "clip": data.source,
                                              "keypoint_share": keypoint_share,
                                              "budget_channel_uses_per_frame": budget_cu},
-           "snr_kind": "esno", "seed": seed, "versions": _versions(),
+           "snr_kind": "esno", "seed": seed, "versions": meeting_versions(),
            "frames_without_detection": int((~present).sum()),
-           "rows": rows, "details": details, "h264_equal_nme": equal,
+           "rows": rows, "details": details, "equal_nme": equal,
            "seconds": round(time.time() - t0, 1)}
     write_table(doc, COLUMNS, out_dir, "meeting")
     write_html_report(out_dir, "gsc scenario meeting",
@@ -348,20 +392,28 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
                       [ReportSection("Metrics vs SNR", images=["meeting.png", "meeting.gif"],
                                      rows=rows, columns=COLUMNS),
                        ReportSection("Frames per SNR", images=grid_paths),
-                       ReportSection("H.264 for equal landmark error",
-                                     text=f"gsc at {compare_snr:g} dB: NME {gsc_row['nme']:.3f}"
-                                          f" with {gsc_row['channel_uses_per_frame']:.0f} "
-                                          f"channel uses/frame; H.264 needs {needed} "
-                                          f"(ratio {equal['channel_use_ratio']}).",
-                                     rows=equal["sweep"],
-                                     columns=["crf", "bytes", "channel_uses_per_frame",
-                                              "nme"])])
+                       ReportSection("Channel uses for equal landmark error",
+                                     text=_equal_nme_text(equal, compare_snr),
+                                     images=["meeting_equal_nme.png"],
+                                     rows=equal["comparison"], columns=COMPARE_COLUMNS)])
     echo(f"meeting: wrote {os.path.join(out_dir, 'meeting.json')} "
          f"({doc['seconds']:.0f} s)")
     return doc
 
 
-def _versions() -> dict:
+def _equal_nme_text(equal: dict, snr: float) -> str:
+    best = equal["best"].get(f"{snr:g}")
+    if best is None:
+        return f"At {snr:g} dB no gsc point reached an NME that H.264 reaches in its sweep."
+    return (f"At {snr:g} dB, best gsc point: {best['setting']} ({best['policy']} MCS), NME "
+            f"{best['nme']:.3f} with {best['channel_uses_per_frame']:.0f} channel uses per "
+            f"frame; H.264 needs {best['h264_channel_uses_per_frame']:.0f} "
+            f"({best['h264_bound']}): ratio {best['ratio']:.2f} (target >= 10). The "
+            f"reference is amortised over the clip's {equal['frames']} frames.")
+
+
+def meeting_versions() -> dict:
+    """Versions of the packages a meeting result depends on (torch, numpy, sionna, PyAV)."""
     import av
     import sionna
 

@@ -1,5 +1,5 @@
-"""Save and load the meeting scenario's small networks (safetensors + config.json, verified
-against ``checkpoints/MANIFEST.json``; never pickle).
+"""Save and load the meeting scenario's small networks and arrays (safetensors + config.json,
+verified against ``checkpoints/MANIFEST.json``; never pickle).
 
 Example::
 
@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import torch
 
 from gsc_phy.config import ConfigError
 
-__all__ = ["save_module", "load_module", "WEIGHTS", "CONFIG", "REBUILD_HINT"]
+__all__ = ["save_module", "load_module", "save_arrays", "load_arrays", "WEIGHTS", "CONFIG",
+           "REBUILD_HINT"]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -38,6 +40,32 @@ def save_module(module: torch.nn.Module, directory: str, config: dict) -> None:
         f.write("\n")
 
 
+def save_arrays(arrays: dict[str, np.ndarray], directory: str, config: dict) -> None:
+    """Write named numpy arrays (``model.safetensors``) and ``config`` to ``directory``."""
+    save_module(_ArrayModule(arrays), directory, config)
+
+
+def load_arrays(directory: str) -> tuple[dict[str, np.ndarray], dict]:
+    """``(arrays, config)`` of a folder written by :func:`save_arrays` (verified like
+    :func:`load_module`)."""
+    state, config = load_module(directory)
+    return {k: v.numpy() for k, v in state.items()}, config
+
+
+class _ArrayModule(torch.nn.Module):
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        for name, value in arrays.items():
+            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value)))
+
+
+def _check_files(directory: str) -> None:
+    for name in (CONFIG, WEIGHTS):
+        if not os.path.isfile(os.path.join(directory, name)):
+            raise ConfigError(f"checkpoint {directory!r} lacks {name}; build it with "
+                              f"`{REBUILD_HINT}`")
+
+
 def load_module(directory: str) -> tuple[dict[str, torch.Tensor], dict]:
     """``(state_dict, config)`` of a checkpoint folder; a missing or corrupted one raises
     :class:`ConfigError` naming the rebuild command."""
@@ -45,10 +73,7 @@ def load_module(directory: str) -> tuple[dict[str, torch.Tensor], dict]:
 
     from gsc_semantic.codec import CheckpointError, verify_checkpoint
 
-    for name in (CONFIG, WEIGHTS):
-        if not os.path.isfile(os.path.join(directory, name)):
-            raise ConfigError(f"checkpoint {directory!r} lacks {name}; build it with "
-                              f"`{REBUILD_HINT}`")
+    _check_files(directory)
     try:
         verify_checkpoint(directory)
     except CheckpointError as err:
