@@ -4,8 +4,10 @@ The transmitter segments each 64x64 scene (:class:`~.road_models.RoadSegmenter`)
 coarse class map (16x16 cells, 598 bits) as the most important layer and the perceptual
 latent of :class:`~.road_models.RoadCodec` as three further layers (256, 512, 768 bits),
 through :class:`~.layered_link.LayeredLink`: ``gsc-uep`` gives each layer its own MCS
-(robust first, the ladder), ``gsc-single`` one MCS for all layers at the same budget. The
-receiver regenerates the scene from the class map and the latent layers that arrived.
+(:func:`road_ladder`: the class map within :data:`UEP_MARGIN_DB` of the most robust MCS,
+the latent layers as robust as the rest of the budget allows), ``gsc-single`` one MCS for
+all layers at the same budget. The receiver regenerates the scene from the class map and
+the latent layers that arrived.
 Baselines: JPEG and WebP + 5G LDPC with genie link adaptation at the same channel-use
 budget (:class:`gsc_semantic.baselines.SeparationBaseline`; a lost image shows the mean
 training scene).
@@ -28,12 +30,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from itertools import combinations_with_replacement
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from gsc_phy.config import ConfigError
+from gsc_phy.config import ConfigError, LinkConfig
+from gsc_phy.mcs import SINGLE_SLOT_TABLE, threshold_db
 from gsc_phy.provenance import versions
 from gsc_semantic.baselines import SeparationBaseline
 from gsc_semantic.codec import (
@@ -49,6 +53,7 @@ from gsc_semantic.metrics import EffNetPerceptualDistance, miou, psnr, ssim
 from .common import (
     LinkSpec,
     ReportSection,
+    link_context,
     link_transport,
     plot_vs_snr,
     save_gif,
@@ -68,10 +73,12 @@ from .road_train import (
     train_all,
 )
 
-__all__ = ["DEFAULT_RHO", "METHODS", "COLUMNS", "load_road_models", "load_road_images",
-           "RoadScorer", "colorize", "run_road"]
+__all__ = ["DEFAULT_RHO", "UEP_MARGIN_DB", "METHODS", "COLUMNS", "load_road_models",
+           "load_road_images", "road_ladder", "RoadScorer", "colorize", "run_road"]
 
 DEFAULT_RHO = 1 / 4
+#: the class map's MCS may be up to this much less robust than the most robust that fits
+UEP_MARGIN_DB = 2.5
 METHODS = ("gsc-uep", "gsc-single", "jpeg", "webp")
 COLUMNS = ("method", "snr_db", "miou", "f1", "psnr", "ssim", "feature_distance",
            "layers_received", "delivered", "channel_uses", "rho", "mcs")
@@ -119,6 +126,51 @@ def load_road_images(scenes: int, size: int = 64, seed: int = 0,
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return images, None, None
+
+
+def road_ladder(channel: str, budget: float, layer_bits: list[int],
+                base_config: LinkConfig | None = None,
+                margin_db: float = UEP_MARGIN_DB) -> list[int]:
+    """The ``gsc-uep`` MCS ladder (MCS keys of :mod:`gsc_phy.mcs`), chosen without knowing the SNR.
+
+    The class map (layer 0) gets an MCS whose BLER-10 % threshold lies within
+    ``margin_db`` of the most robust MCS that still leaves room for every layer; among the
+    non-decreasing ladders that fit ``budget`` channel uses per image, the one whose
+    *last* layer decodes at the lowest SNR wins (ties: lowest sum of thresholds). This
+    spends a little of the class map's robustness to bring all latent layers in at a few dB
+    instead of leaving them erased until 10-20 dB (the generic ``"adaptive"`` ladder of
+    :mod:`.layered_link` maximises the first layer's robustness first).
+
+    Example::
+
+        >>> road_ladder("awgn", 3072, [598, 256, 512, 768])
+        ['2', '4', '5', '5']
+    """
+    base = base_config or LinkConfig(channel=channel)
+    table = SINGLE_SLOT_TABLE  # most robust first; the streamed link has no slot aggregation
+    thr = [threshold_db(m, channel, base.estimator) for m in table]
+    eff = [m.payload_bits_per_channel_use(base) for m in table]
+    first, rest = layer_bits[0], layer_bits[1:]
+    fits = [i for i in range(len(table))
+            if first / eff[i] + sum(rest) / eff[-1] <= budget + 1e-9]
+    if not fits:
+        raise ConfigError(f"the road layers ({sum(layer_bits)} bits) do not fit "
+                          f"{budget:.0f} channel uses per image; raise the bandwidth ratio")
+    floor = min(thr[i] for i in fits)
+    best: tuple[float, float, tuple[int, ...]] | None = None
+    for i in fits:
+        if thr[i] > floor + margin_db:
+            continue
+        for tail in combinations_with_replacement(range(i, len(table)), len(rest)):
+            if first / eff[i] + sum(b / eff[m] for b, m in zip(rest, tail, strict=True)) \
+                    > budget + 1e-9:
+                continue
+            ladder = (i, *tail)
+            key = (max(thr[m] for m in ladder[1:] or ladder), sum(thr[m] for m in ladder),
+                   ladder)
+            best = key if best is None or key < best else best
+    assert best is not None
+    return [table[m].key for m in best[2]]
 
 
 class RoadScorer:
@@ -222,7 +274,8 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
     cells = class_grid(segmenter.predict(images), codec.config.grid)
     layers = codec.encode_layers(images, cells)
     shape = tuple(images.shape[1:])
-    links = {"gsc-uep": LayeredLink(channel, rho, codec.layer_bits, "adaptive",
+    ladder = road_ladder(channel, rho * float(np.prod(shape)), codec.layer_bits)
+    links = {"gsc-uep": LayeredLink(channel, rho, codec.layer_bits, ladder,
                                     link=transport, image_shape=shape),
              "gsc-single": LayeredLink(channel, rho, codec.layer_bits, "single",
                                        link=transport, image_shape=shape)}
@@ -241,6 +294,7 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
     for k, snr in enumerate(snrs):
         recons = {}
         for m in METHODS:
+            link_context(transport, m)
             if m in links:
                 recon, info = _gsc_row(links[m], codec, layers, snr, seed + 1000 * k)
             else:

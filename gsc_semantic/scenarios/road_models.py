@@ -67,14 +67,20 @@ class RoadSegmenter(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(w + 3, w, 3, 1, 1), nn.SiLU(),
                                   nn.Conv2d(w, NUM_CLASSES, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features_and_logits(self, x: torch.Tensor
+                            ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Encoder features at 1/2, 1/4 and 1/8 resolution, and the logits (a training
+        loss may compare the features of two images)."""
         s1 = self.enc1(x * 2 - 1)
         s2 = self.enc2(s1)
         m = self.mid(s2)
         d2 = self.dec2(torch.cat([F.interpolate(m, scale_factor=2.0), s2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), s1], 1))
         up = F.interpolate(d1, scale_factor=2.0, mode="bilinear", align_corners=False)
-        return self.head(torch.cat([up, x * 2 - 1], 1))
+        return [s1, s2, m], self.head(torch.cat([up, x * 2 - 1], 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x)[1]
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
@@ -200,15 +206,15 @@ class RoadCodec(nn.Module):
         self.encoder = nn.Sequential(*down, nn.Conv2d(ch, lat, 1))
         cin = NUM_CLASSES + 1 + lat + len(c.layer_channels)
         w = c.width
-        ups = []
+        ups: list[nn.Module] = []
         res, ch = c.grid, w
-        while res < c.size:
-            nxt = max(16, ch * 2 // 3 // 8 * 8)
-            ups += [nn.Upsample(scale_factor=2.0), nn.Conv2d(ch, nxt, 3, 1, 1),
-                    nn.GroupNorm(8, nxt), nn.SiLU()]
+        while res < c.size:  # each doubling: upsample, conv to 3/4 of the width, residual
+            nxt = max(16, ch * 3 // 4 // 8 * 8)
+            ups += [nn.Upsample(scale_factor=2.0), nn.Conv2d(ch, nxt, 3, 1, 1), _Res(nxt)]
             ch, res = nxt, res * 2
         self.decoder = nn.Sequential(nn.Conv2d(cin, w, 3, 1, 1), _Res(w), _Res(w),
-                                     *ups, nn.Conv2d(ch, 3, 3, 1, 1))
+                                     *ups, nn.GroupNorm(8, ch), nn.SiLU(),
+                                     nn.Conv2d(ch, 3, 3, 1, 1))
 
     @property
     def layer_bits(self) -> list[int]:

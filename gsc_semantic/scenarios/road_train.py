@@ -2,17 +2,30 @@
 
 :func:`train_segmenter` fits :class:`~.road_models.RoadSegmenter` to the exact class masks
 of :class:`gsc_semantic.data.road.RoadScenes` (train split), with random blur
-(down/up-sampling) so it also reads codec-degraded and regenerated images.
-:func:`train_codec` fits :class:`~.road_models.RoadCodec`: L1 reconstruction plus a
-task term (the frozen segmenter's cross-entropy on the regenerated image against the true
-mask), with the layers a receiver may miss dropped at random (class map lost with
-probability 0.1, a random number of leading latent layers kept). Both write safetensors +
-``config.json`` (no pickle) and are reproducible by seed.
+(down/up-sampling) so it also reads codec-degraded and regenerated images. Two are trained:
+the **evaluation segmenter** (``road_segmenter/``, width 16, ``seed``: the task metric and
+the transmitter's class map) and a **loss segmenter** (width
+:data:`LOSS_SEGMENTER_WIDTH`, seed ``seed +`` :data:`LOSS_SEGMENTER_SEED_OFFSET`, not
+shipped) that only the codec's training sees, so the codec is never fitted to the network
+that scores it.
+
+:func:`train_codec` fits :class:`~.road_models.RoadCodec` with the layers a receiver may
+miss dropped at random (class map lost with probability 0.1, a random number of leading
+latent layers kept) on
+
+- L1 reconstruction,
+- a feature term: L1 between the loss segmenter's encoder features of the regenerated and
+  the original image (keeps the picture a picture at the level a segmenter looks at),
+- a task term: the loss segmenter's class-weighted cross-entropy on the regenerated image
+  against the **training ground-truth masks** (pixel-exact; counted only where the class map
+  arrived).
+
+Both write safetensors + ``config.json`` (no pickle) and are reproducible by seed.
 
 Example::
 
     from gsc_semantic.scenarios.road_train import train_all
-    train_all("checkpoints", seed=0)   # about 25 min on one CPU thread
+    train_all("checkpoints", seed=0)   # about 40 min on one CPU thread
 """
 
 from __future__ import annotations
@@ -31,12 +44,16 @@ from gsc_semantic.data.road import RoadScenes
 
 from .road_models import RoadCodec, RoadCodecConfig, RoadSegmenter, class_grid
 
-__all__ = ["SEGMENTER_DIR", "CODEC_DIR", "render_scenes", "train_segmenter", "train_codec",
+__all__ = ["SEGMENTER_DIR", "CODEC_DIR", "LOSS_SEGMENTER_WIDTH", "LOSS_SEGMENTER_SEED_OFFSET",
+           "render_scenes", "train_segmenter", "train_loss_segmenter", "train_codec",
            "train_all", "save_model", "load_segmenter", "load_codec"]
 
 SEGMENTER_DIR = "road_segmenter"
 CODEC_DIR = "road"
 REBUILD = "gsc scenario road --train --checkpoints checkpoints --out runs/road"
+#: width and seed offset of the training-only loss segmenter (the evaluation one: 16, +0)
+LOSS_SEGMENTER_WIDTH = 24
+LOSS_SEGMENTER_SEED_OFFSET = 7919
 
 
 def render_scenes(num: int, size: int = 64, seed: int = 0, split: str = "train"
@@ -89,19 +106,23 @@ def load_codec(directory: str) -> RoadCodec:
     return net.eval()
 
 
+def _class_weights(masks: torch.Tensor) -> torch.Tensor:
+    """Rare classes weigh more (lane, vehicle, pedestrian cover few pixels)."""
+    freq = torch.bincount(masks.reshape(-1), minlength=5).float() / masks.numel()
+    weight = (1 / (freq + 0.01)) ** 0.5
+    return weight / weight.mean()
+
+
 def train_segmenter(images: torch.Tensor, masks: torch.Tensor, steps: int, seed: int = 0,
-                    batch: int = 16, lr: float = 3e-3,
+                    batch: int = 16, lr: float = 3e-3, width: int = 16,
                     log: Callable[[str], None] | None = None) -> tuple[RoadSegmenter, dict]:
     """Cross-entropy training on (images, masks); returns the net and its config."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    net = RoadSegmenter()
+    net = RoadSegmenter(width)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1))
-    # rare classes weigh more (lane, vehicle, pedestrian cover few pixels)
-    freq = torch.bincount(masks.reshape(-1), minlength=5).float() / masks.numel()
-    weight = (1 / (freq + 0.01)) ** 0.5
-    weight = weight / weight.mean()
+    weight = _class_weights(masks)
     t0 = time.perf_counter()
     for step in range(steps):
         idx = torch.randint(0, images.shape[0], (batch,), generator=g)
@@ -114,7 +135,7 @@ def train_segmenter(images: torch.Tensor, masks: torch.Tensor, steps: int, seed:
         opt.step()
         sched.step()
         if log and (step % 100 == 0 or step == steps - 1):
-            log(f"[segmenter] step {step + 1}/{steps} loss {loss.item():.3f} "
+            log(f"[segmenter w{width}] step {step + 1}/{steps} loss {loss.item():.3f} "
                 f"({time.perf_counter() - t0:.0f} s)")
     config = {"format": "gsc-road-segmenter", "width": net.width, "classes": 5,
               "training": {"steps": steps, "batch": batch, "lr": lr, "seed": seed,
@@ -122,62 +143,99 @@ def train_segmenter(images: torch.Tensor, masks: torch.Tensor, steps: int, seed:
     return net.eval(), config
 
 
-def train_codec(images: torch.Tensor, masks: torch.Tensor, segmenter: RoadSegmenter,
+def train_loss_segmenter(images: torch.Tensor, masks: torch.Tensor, steps: int,
+                         seed: int = 0, batch: int = 16,
+                         log: Callable[[str], None] | None = None
+                         ) -> tuple[RoadSegmenter, dict]:
+    """The codec's training-only segmenter: :func:`train_segmenter` at width
+    :data:`LOSS_SEGMENTER_WIDTH` and seed ``seed + LOSS_SEGMENTER_SEED_OFFSET`` (an
+    independent network from the evaluation segmenter trained with ``seed``)."""
+    return train_segmenter(images, masks, steps, seed + LOSS_SEGMENTER_SEED_OFFSET, batch,
+                           width=LOSS_SEGMENTER_WIDTH, log=log)
+
+
+def _codec_losses(net: RoadCodec, loss_seg: RoadSegmenter, x: torch.Tensor,
+                  y: torch.Tensor, cells: torch.Tensor, cells_ok: torch.Tensor,
+                  layer_ok: torch.Tensor, weight: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(L1, feature, task) losses of one batch (see the module notes)."""
+    y_lat = net.latent(x)
+    q = net.dequantize(net.quantize(y_lat))
+    lat = y_lat + (q - y_lat).detach()  # straight-through quantiser
+    out = net.regenerate(cells * cells_ok.long().view(-1, 1, 1), cells_ok, lat, layer_ok)
+    rec = (out - x).abs().mean()
+    feats, logits = loss_seg.features_and_logits(out)
+    with torch.no_grad():
+        ref_feats = loss_seg.features_and_logits(x)[0]
+    feat = sum((a - b).abs().mean() for a, b in zip(feats, ref_feats, strict=True))
+    task = F.cross_entropy(logits, y, weight=weight, reduction="none").mean((1, 2))
+    task = (task * cells_ok).sum() / cells_ok.sum().clamp(min=1)
+    return rec, feat / len(feats), task
+
+
+def train_codec(images: torch.Tensor, masks: torch.Tensor, loss_segmenter: RoadSegmenter,
                 steps: int, seed: int = 0, batch: int = 16, lr: float = 2e-3,
-                task_weight: float = 0.3, config: RoadCodecConfig | None = None,
+                task_weight: float = 0.5, feature_weight: float = 0.1,
+                config: RoadCodecConfig | None = None,
                 log: Callable[[str], None] | None = None) -> tuple[RoadCodec, dict]:
-    """Train the layered codec (see the module notes); returns the net and its config."""
+    """Train the layered codec (see the module notes) against ``loss_segmenter`` (frozen;
+    pass the one of :func:`train_loss_segmenter`, never the evaluation segmenter); returns
+    the net and its config."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
     cfg = config or RoadCodecConfig(size=images.shape[-1])
     net = RoadCodec(cfg)
-    for p in segmenter.parameters():
+    loss_segmenter.eval()
+    for p in loss_segmenter.parameters():
         p.requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1))
     cells_all = class_grid(masks, cfg.grid)
+    weight = _class_weights(masks)
     num_layers = len(cfg.layer_channels)
     t0 = time.perf_counter()
     for step in range(steps):
         idx = torch.randint(0, images.shape[0], (batch,), generator=g)
-        x, y, cells = images[idx], masks[idx], cells_all[idx]
-        y_lat = net.latent(x)
-        q = net.dequantize(net.quantize(y_lat))
-        lat = y_lat + (q - y_lat).detach()  # straight-through quantiser
         cells_ok = (torch.rand(batch, generator=g) > 0.1).float()
         kept = torch.randint(0, num_layers + 1, (batch, 1), generator=g)
         layer_ok = (torch.arange(num_layers)[None] < kept).float()
-        out = net.regenerate(cells * cells_ok.long().view(-1, 1, 1), cells_ok, lat, layer_ok)
-        rec = (out - x).abs().mean()
-        task = F.cross_entropy(segmenter(out), y, reduction="none").mean((1, 2))
-        task = (task * cells_ok).sum() / cells_ok.sum().clamp(min=1)
-        loss = rec + task_weight * task
+        rec, feat, task = _codec_losses(net, loss_segmenter, images[idx], masks[idx],
+                                        cells_all[idx], cells_ok, layer_ok, weight)
+        loss = rec + feature_weight * feat + task_weight * task
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if log and (step % 100 == 0 or step == steps - 1):
-            log(f"[codec] step {step + 1}/{steps} L1 {rec.item():.3f} task {task.item():.3f} "
-                f"({time.perf_counter() - t0:.0f} s)")
+            log(f"[codec] step {step + 1}/{steps} L1 {rec.item():.3f} feature "
+                f"{feat.item():.3f} task {task.item():.3f} ({time.perf_counter() - t0:.0f} s)")
     doc = {"format": "gsc-road-codec", "codec": cfg.to_dict(), "layer_bits": net.layer_bits,
            "training": {"steps": steps, "batch": batch, "lr": lr, "seed": seed,
-                        "task_weight": task_weight, "scenes": int(images.shape[0]),
-                        "command": REBUILD}}
+                        "task_weight": task_weight, "feature_weight": feature_weight,
+                        "task_target": "training ground-truth masks",
+                        "loss_segmenter": {"width": loss_segmenter.width},
+                        "scenes": int(images.shape[0]), "command": REBUILD}}
     return net.eval(), doc
 
 
-def train_all(root: str, seg_steps: int = 1500, codec_steps: int = 2000, seed: int = 0,
-              scenes: int = 3000, size: int = 64, batch: int = 16,
-              log: Callable[[str], None] | None = None) -> tuple[str, str]:
-    """Render ``scenes`` training scenes, train both nets, save them under ``root``
-    (``road_segmenter/`` and ``road/``); returns the two folders."""
+def train_all(root: str, seg_steps: int = 1500, loss_seg_steps: int | None = None,
+              codec_steps: int = 3000, seed: int = 0, scenes: int = 3000, size: int = 64,
+              batch: int = 16, log: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """Render ``scenes`` training scenes, train the evaluation segmenter, the loss
+    segmenter (not saved; ``loss_seg_steps`` default: ``seg_steps``) and the codec, save the
+    two shipped nets under ``root`` (``road_segmenter/`` and ``road/``); returns the two
+    folders."""
     torch.set_num_threads(1)
     images, masks = render_scenes(scenes, size, seed)
     np.random.seed(seed)
     seg, seg_cfg = train_segmenter(images, masks, seg_steps, seed, batch, log=log)
     seg_dir = os.path.join(root, SEGMENTER_DIR)
     save_model(seg, seg_cfg, seg_dir)
-    codec, codec_cfg = train_codec(images, masks, seg, codec_steps, seed, batch, log=log)
+    loss_seg, loss_cfg = train_loss_segmenter(
+        images, masks, seg_steps if loss_seg_steps is None else loss_seg_steps, seed, batch,
+        log=log)
+    codec, codec_cfg = train_codec(images, masks, loss_seg, codec_steps, seed, batch, log=log)
+    codec_cfg["training"]["loss_segmenter"] = loss_cfg["training"] | {"width": loss_seg.width}
     codec_dir = os.path.join(root, CODEC_DIR)
     save_model(codec, codec_cfg, codec_dir)
     return seg_dir, codec_dir
