@@ -15,9 +15,9 @@ Example::
     >>> from gsc_semantic.codec import SemanticCodec
     >>> codec = SemanticCodec.from_pretrained("fmnist")          # shipped checkpoint
     >>> bits = codec.encode(torch.rand(2, 1, 28, 28))
-    >>> codec.bits_per_layer, codec.layers_for_budget(60)
-    ([16, 32, 64, 128], 2)
-    >>> mask = torch.tensor([[False, False, True, True]] * 2)   # z3, z4 lost
+    >>> codec.bits_per_layer, codec.layers_for_budget(40)
+    ([4, 4, 8, 10, 12, 28, 58, 128], 5)
+    >>> mask = torch.tensor([[False] * 2 + [True] * 6] * 2)     # z3..z8 lost
     >>> codec.decode(bits, mask, steps=8, seed=0).shape
     torch.Size([2, 1, 28, 28])
 """
@@ -74,6 +74,7 @@ class CodecConfig:
     :param backbone: frozen feature extractor for the semantic layer (registry name of
         :mod:`gsc_semantic.foundation`); ``backbone_size`` is its input side.
     :param enc_channels / enc_flat_channels: perceptual encoder shape.
+    :param semantic_hidden: hidden width of the semantic projection (0: linear).
     :param decoder: :class:`~gsc_semantic.decoder.DecoderConfig`.
     :param default_steps / default_sampler / default_strength: what
         :meth:`SemanticCodec.decode` uses when not told.
@@ -84,7 +85,7 @@ class CodecConfig:
 
         >>> cfg = PRESETS["fmnist"]()
         >>> [s.num_bits for s in cfg.layers]
-        [16, 32, 64, 128]
+        [4, 4, 8, 10, 12, 28, 58, 128]
     """
 
     name: str
@@ -96,6 +97,7 @@ class CodecConfig:
     backbone_path: str | None = None
     enc_channels: tuple[int, ...] = (32, 64)
     enc_flat_channels: int = 32
+    semantic_hidden: int = 0
     default_steps: int = 8
     default_sampler: str = "dpm++"
     default_strength: float = 1.0
@@ -112,6 +114,7 @@ class CodecConfig:
             "backbone_path": self.backbone_path,
             "enc_channels": list(self.enc_channels),
             "enc_flat_channels": self.enc_flat_channels,
+            "semantic_hidden": self.semantic_hidden,
             "default_steps": self.default_steps, "default_sampler": self.default_sampler,
             "default_strength": self.default_strength,
             "decoder": self.decoder.to_dict(), "training": self.training,
@@ -128,21 +131,28 @@ class CodecConfig:
             decoder=DecoderConfig.from_dict(d["decoder"]), backbone=d["backbone"],
             backbone_size=d["backbone_size"], backbone_path=d.get("backbone_path"),
             enc_channels=tuple(d["enc_channels"]), enc_flat_channels=d["enc_flat_channels"],
+            semantic_hidden=int(d.get("semantic_hidden", 0)),
             default_steps=d["default_steps"], default_sampler=d["default_sampler"],
             default_strength=float(d.get("default_strength", 1.0)),
             training=d.get("training", {}))
 
 
 def _fmnist_config() -> CodecConfig:
-    # 16 / 48 / 112 / 240 cumulative bits: rho = 1/48 carries z1 (16 channel uses,
-    # ~10-20 bits), rho = 1/12 carries z1..z2 or z1..z3 (~40-90 bits).
-    layers = [LayerSpec("z1", 8, 2, "semantic"), LayerSpec("z2", 16, 2),
-              LayerSpec("z3", 32, 2), LayerSpec("z4", 64, 2)]
+    # Cumulative bits 4 / 8 / 16 / 26 / 38 / 66 / 124 / 252, cut at the genie-MCS payloads
+    # of one 28x28 image (gsc_semantic.baselines.AdaptiveLink.budget): on AWGN rho = 1/48
+    # carries 4 bits from -3 dB, 6 at 0 dB, 16 at 5 dB, 63 at 20 dB; rho = 1/12 carries 8
+    # bits at -5 dB, 26 at 0 dB, 38 at 1 dB, 66 at 5 dB, 124 at 10 dB, 253 at 20 dB (TDL-A
+    # needs about 4 dB more). z1 (4 values x 1 bit, from the frozen backbone through an MLP
+    # projection) is trained to be class-predictive (train.py's label loss): it is what
+    # fits at rho = 1/48 and low SNR. z2..z8 are the perceptual refinement.
+    layers = [LayerSpec("z1", 4, 1, "semantic"), LayerSpec("z2", 2, 2),
+              LayerSpec("z3", 4, 2), LayerSpec("z4", 5, 2), LayerSpec("z5", 6, 2),
+              LayerSpec("z6", 14, 2), LayerSpec("z7", 29, 2), LayerSpec("z8", 64, 2)]
     cond = sum(s.dims for s in layers) + len(layers)
     dec = DecoderConfig((1, 28, 28), cond, unshuffle=1, block_out_channels=(32, 64, 64),
                         det_channels=(64, 64, 32), cond_hidden=256)
     return CodecConfig("fmnist", (1, 28, 28), layers, dec, enc_channels=(32, 64),
-                       enc_flat_channels=32)
+                       enc_flat_channels=32, semantic_hidden=256)
 
 
 def _photos_config() -> CodecConfig:
@@ -186,7 +196,8 @@ class SemanticCodec(nn.Module):
         self.encoder = CodecEncoder(config.image_shape, config.layers, config.backbone,
                                     config.backbone_size, config.backbone_path,
                                     config.enc_channels, config.enc_flat_channels,
-                                    backbone_pretrained=backbone_pretrained)
+                                    backbone_pretrained=backbone_pretrained,
+                                    semantic_hidden=config.semantic_hidden)
         self.quantizer = LayeredQuantizer(config.layers)
         expected = sum(s.dims for s in config.layers) + len(config.layers)
         if config.decoder.cond_dim != expected:
@@ -220,7 +231,7 @@ class SemanticCodec(nn.Module):
         Example::
 
             >>> SemanticCodec(PRESETS["fmnist"](), False).layers_for_budget(112)
-            3
+            6
         """
         return self.quantizer.layers_for_budget(num_bits)
 
@@ -233,7 +244,7 @@ class SemanticCodec(nn.Module):
 
             >>> codec = SemanticCodec(PRESETS["fmnist"](), False)
             >>> codec.encode(torch.rand(1, 1, 28, 28)).bits_per_layer
-            [16, 32, 64, 128]
+            [4, 4, 8, 10, 12, 28, 58, 128]
         """
         was = self.training
         self.eval()
@@ -254,7 +265,7 @@ class SemanticCodec(nn.Module):
             >>> codec = SemanticCodec(PRESETS["fmnist"](), False)
             >>> vals, mask = codec.dequantize(codec.encode(torch.rand(1, 1, 28, 28)).layers[:1])
             >>> mask.tolist()
-            [[False, True, True, True]]
+            [[False, True, True, True, True, True, True, True]]
         """
         return self.quantizer.dequantize(layers, erasure_mask)
 
@@ -449,11 +460,16 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def write_manifest(root: str | os.PathLike | None = None,
-                   rebuild: dict[str, str] | None = None) -> Path:
+                   rebuild: dict[str, str] | None = None,
+                   only: Sequence[str] | None = None) -> Path:
     """(Re)write ``MANIFEST.json`` in ``root`` (default :func:`checkpoints_root`) with the
     sha256 and size of every file below it, keeping (or updating with ``rebuild``) the
     per-checkpoint rebuild commands (codec presets get ``gsc train --data NAME`` when none
     is recorded; other checkpoints keep what their owners wrote).
+
+    :param only: checkpoint folders (first path component) whose entries are re-hashed;
+        the entries of every other folder are kept as they are in the old manifest (so a
+        trainer touches only its own checkpoint's entries). None: re-hash everything.
 
     Example::
 
@@ -473,11 +489,15 @@ def write_manifest(root: str | os.PathLike | None = None,
             old = {}
     cmds = dict(old.get("rebuild", {}))
     cmds.update(rebuild or {})
-    files = {}
+    mine = None if only is None else set(only)
+    files = {} if mine is None else {
+        k: v for k, v in old.get("files", {}).items() if k.split("/")[0] not in mine}
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.name != MANIFEST_NAME and not p.name.endswith(".tmp"):
             rel = p.relative_to(root).as_posix()
-            files[rel] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            if mine is None or rel.split("/")[0] in mine:
+                files[rel] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+    files = dict(sorted(files.items()))
     for sub in {k.split("/")[0] for k in files if "/" in k}:
         if sub in PRESETS:
             cmds.setdefault(sub, _rebuild_command(sub))

@@ -38,21 +38,30 @@ def _gn(channels: int) -> nn.GroupNorm:
 
 class SemanticProjection(nn.Module):
     """Learned projection of frozen backbone features to ``dims`` values in [-1, 1]:
-    ``tanh(Linear(LayerNorm(f)))``.
+    ``tanh(Linear(LayerNorm(f)))``, or with ``hidden > 0`` a one-hidden-layer MLP
+    ``tanh(Linear(SiLU(Linear(LayerNorm(f)))))`` (room to separate classes when the
+    semantic layer is trained to be class-predictive, see :mod:`gsc_semantic.train`).
 
     Example::
 
         >>> SemanticProjection(1280, 8)(torch.rand(3, 1280)).shape
         torch.Size([3, 8])
+        >>> SemanticProjection(1280, 4, hidden=64)(torch.rand(3, 1280)).shape
+        torch.Size([3, 4])
     """
 
-    def __init__(self, num_features: int, dims: int) -> None:
+    def __init__(self, num_features: int, dims: int, hidden: int = 0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(num_features)
-        self.proj = nn.Linear(num_features, dims)
+        self.hidden = nn.Sequential(nn.Linear(num_features, hidden), nn.SiLU()) if hidden \
+            else None
+        self.proj = nn.Linear(hidden or num_features, dims)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.proj(self.norm(features)))
+        h = self.norm(features)
+        if self.hidden is not None:
+            h = self.hidden(h)
+        return torch.tanh(self.proj(h))
 
 
 class PerceptualEncoder(nn.Module):
@@ -102,6 +111,7 @@ class CodecEncoder(nn.Module):
     :param backbone_size: side the images are resized to for the backbone.
     :param backbone_path: local weights for open_clip / transformers / sd-vae backbones.
     :param backbone_pretrained: False builds an untrained EfficientNet (tests only).
+    :param semantic_hidden: hidden width of the semantic projection (0: linear).
 
     The backbone is frozen and is *not* part of :meth:`state_dict` (its weights come from
     its own package or path), so checkpoints hold only the trained parts.
@@ -121,7 +131,8 @@ class CodecEncoder(nn.Module):
     def __init__(self, image_shape: Sequence[int], specs: Sequence[LayerSpec],
                  backbone: str = "efficientnet-lite0", backbone_size: int = 64,
                  backbone_path: str | None = None, channels: Sequence[int] = (32, 64),
-                 flat_channels: int = 32, backbone_pretrained: bool = True) -> None:
+                 flat_channels: int = 32, backbone_pretrained: bool = True,
+                 semantic_hidden: int = 0) -> None:
         super().__init__()
         c, h, w = (int(v) for v in image_shape)
         if h != w:
@@ -140,8 +151,8 @@ class CodecEncoder(nn.Module):
             bb = load_backbone(backbone, path=backbone_path, input_size=backbone_size)
         # kept out of the module tree: frozen, not saved in checkpoints
         self.__dict__["backbone"] = bb
-        self.semantic = SemanticProjection(bb.num_features, self.sem_dims) if self.sem_dims \
-            else None
+        self.semantic = SemanticProjection(bb.num_features, self.sem_dims, semantic_hidden) \
+            if self.sem_dims else None
         self.perceptual = PerceptualEncoder(c, h, channels, flat_channels, self.per_dims) \
             if self.per_dims else None
 
