@@ -8,6 +8,8 @@ import importlib.util
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -21,3 +23,15 @@ def pytest_ignore_collect(collection_path, config):
     if not ML_SIDE and name.startswith("test_") and name.endswith(".py"):
         return not name.startswith(RADIO_SIDE_PREFIXES)
     return None
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module: faster on the shared 2-core machine. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

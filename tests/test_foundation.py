@@ -11,13 +11,7 @@ from gsc_semantic import foundation as fd
 from gsc_semantic.encoder import CodecEncoder
 from gsc_semantic.quantizer import LayerSpec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -22,14 +22,7 @@ from gsc_semantic.quantizer import (
 )
 from gsc_semantic.train import channel_augment, tiny_config, train_codec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: faster on the shared 2-core machine (see test_efficientnet_lite)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---- quantiser --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 __all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "link_transport", "link_context",
-           "write_table", "markdown_table", "save_grid", "save_gif", "plot_vs_snr",
+           "write_table", "markdown_table", "save_grid", "save_gif", "plot_vs_snr", "save_figure",
            "write_html_report", "ReportSection"]
 
 #: ``--link`` kinds: simulated gsc_phy, GNU Radio loopback, SigMF recordings of the loopback.
@@ -180,6 +180,11 @@ def plot_vs_snr(rows: Sequence[dict], metrics: dict[str, str], methods: Sequence
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    return save_figure(fig, path, title)
+
+
+def save_figure(fig, path: str, title: str | None = None) -> str:
+    """Give ``fig`` its suptitle, lay it out, write it to ``path`` (110 dpi) and close it."""
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import matplotlib
 import numpy as np
 
-from gsc_semantic.scenarios.common import markdown_table
+from gsc_semantic.scenarios.common import markdown_table, save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -255,12 +255,7 @@ def plot_equal_nme(doc: dict, path: str, title: str = "") -> str:
         ax.set_title(f"Es/N0 {snr:g} dB", fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def equal_nme_markdown(doc: dict) -> str:
