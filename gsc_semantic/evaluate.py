@@ -294,10 +294,11 @@ def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps,
                    f"perc {row['perceptual']:.3f}" + (f"±{ci:.3f}" if ci is not None else "")
                    + f"  cons {row['consistency']:.2f}  delivered {row['delivered']:.2f}")
     for label, entry in doc["summary"].items():
-        verdicts = {k: v["pass"] for k, v in entry.get("targets", {}).items()}
-        click.echo(f"targets rho={label}: " + ", ".join(
-            f"{k} {'n/a' if v is None else ('PASS' if v else 'FAIL')}"
-            for k, v in verdicts.items()))
+        for name, key in (("gsc", "targets"), ("gsc-mse", "targets_gsc-mse")):
+            if key in entry:
+                click.echo(f"{name} targets rho={label}: " + ", ".join(
+                    f"{k} {'n/a' if v['pass'] is None else ('PASS' if v['pass'] else 'FAIL')}"
+                    for k, v in entry[key].items()))
     click.echo(f"wrote {os.path.join(out_dir, 'eval.json')} and eval.md")
 
 
