@@ -45,6 +45,8 @@ def test_parse_link():
     (["road", "--snr", "loud"], "--snr"),
     (["road", "--rho", "0"], "rho"),
     (["road", "--scenes", "0"], "--scenes"),
+    (["road", "--trials", "0"], "--trials"),
+    (["meeting", "--trials", "0"], "--trials"),
     (["meeting", "--link", "sigmf:"], "sigmf"),
     (["road", "--no-such-flag"], "no-such-flag"),
 ])
@@ -103,3 +105,15 @@ def test_road_cli_writes_tables_figures_report(tiny_checkpoints, tmp_path):
     assert [r["method"] for r in doc["references"]][0] == "original"
     assert "| gsc-uep |" in (out / "road.md").read_text()
     assert "road_vs_snr.png" in (out / "report.html").read_text()
+
+
+def test_road_trials_give_means_with_confidence_intervals(tiny_checkpoints, tmp_path):
+    out = tmp_path / "road3"
+    assert main(["scenario", "road", "--scenes", "2", "--snr", "0", "--trials", "3",
+                 "--checkpoints", tiny_checkpoints, "--out", str(out)]) == 0
+    doc = json.loads((out / "road.json").read_text())
+    assert doc["config"]["trials"] == 3
+    for r in doc["rows"]:
+        assert r["trials"] == 3 and r["miou_ci95"] is not None and r["miou_ci95"] >= 0
+        assert 0 <= r["delivered"] <= 1
+    assert "miou_ci95" in (out / "road.md").read_text()

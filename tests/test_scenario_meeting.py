@@ -173,6 +173,19 @@ def test_run_meeting_tiny_clip_writes_files(tmp_path):
         assert (tmp_path / name).is_file(), name
 
 
+def test_run_meeting_trials_give_means_with_confidence_intervals(tmp_path):
+    from gsc_semantic.scenarios.meeting import run_meeting
+    from gsc_semantic.scenarios.meeting_budget import GscSetting
+
+    doc = run_meeting(parse_link("sim"), "awgn", [20.0], str(tmp_path), seed=0, frames=3,
+                      rho=1 / 3, echo=lambda *_: None, clip="astronaut", trials=2,
+                      equal_nme_settings=(GscSetting(6, 0.1, 2, 30),))
+    assert doc["config"]["trials"] == 2
+    for r in doc["rows"]:
+        assert r["trials"] == 2 and r["nme_ci95"] is not None and len(r["per_frame"]["nme"]) == 3
+    assert "nme_ci95" in (tmp_path / "meeting.md").read_text()
+
+
 def _write_frames(folder, sizes):
     os.makedirs(folder, exist_ok=True)
     for i, s in enumerate(sizes):

@@ -94,20 +94,25 @@ def scenario() -> None:
 @click.option("--checkpoints", default=None, type=click.Path(file_okay=False),
               help="folder holding road/ and road_segmenter/ (default: the shipped ones; "
                    "with --train: OUT/checkpoints)")
+@click.option("--trials", type=int, default=1, show_default=True,
+              help="independent channel trials per method and SNR (means with 95 % CIs)")
 def road(link_text, rerecord, channel, snr_text, rho_text, out_dir, seed, scenes, images_dir,
-         retrain, checkpoints):
+         retrain, checkpoints, trials):
     """Road monitoring: class map (strong protection) + latent layers, regenerated scene."""
     from .road import DEFAULT_RHO
 
     link, snrs, rho = _parse(link_text, snr_text, rho_text, DEFAULT_RHO, rerecord)
     if scenes < 1:
         raise ConfigError(f"--scenes must be at least 1, got {scenes}")
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
     link = _with_config(link, snr_db=snrs, rho=rho, scenes=scenes, images=images_dir,
-                        train=retrain, checkpoints=checkpoints)
+                        train=retrain, checkpoints=checkpoints,
+                        **({"trials": trials} if trials > 1 else {}))
     run_road = _load("gsc_semantic.scenarios.road", "run_road", "road")
     run_road(link=link, channel=channel, snrs=snrs, out_dir=out_dir, seed=seed,
              scenes=scenes, rho=rho, images_dir=images_dir, retrain=retrain,
-             checkpoints=checkpoints, echo=click.echo)
+             checkpoints=checkpoints, echo=click.echo, trials=trials)
 
 
 @scenario.command()
@@ -115,12 +120,18 @@ def road(link_text, rerecord, channel, snr_text, rho_text, out_dir, seed, scenes
 @click.option("--frames", type=int, default=16, show_default=True, help="video frames")
 @click.option("--clip", default="procedural", show_default=True,
               help="procedural | astronaut | grace_hopper | a video file | a folder of frames")
-def meeting(link_text, rerecord, channel, snr_text, rho_text, out_dir, seed, frames, clip):
+@click.option("--trials", type=int, default=1, show_default=True,
+              help="independent channel trials per method and SNR (means with 95 % CIs)")
+def meeting(link_text, rerecord, channel, snr_text, rho_text, out_dir, seed, frames, clip,
+            trials):
     """Video meeting: talking-head frames through the link vs H.264 and per-frame JPEG."""
     link, snrs, rho = _parse(link_text, snr_text, rho_text, 1 / 12, rerecord)
     if frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {frames}")
-    link = _with_config(link, snr_db=snrs, rho=rho, frames=frames, clip=clip)
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    link = _with_config(link, snr_db=snrs, rho=rho, frames=frames, clip=clip,
+                        **({"trials": trials} if trials > 1 else {}))
     run_meeting = _load("gsc_semantic.scenarios.meeting", "run_meeting", "meeting")
     run_meeting(link=link, channel=channel, snrs=snrs, out_dir=out_dir, seed=seed,
-                frames=frames, rho=rho, echo=click.echo, clip=clip)
+                frames=frames, rho=rho, echo=click.echo, clip=clip, trials=trials)

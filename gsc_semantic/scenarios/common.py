@@ -29,8 +29,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 __all__ = ["LINK_KINDS", "LinkSpec", "parse_link", "link_transport", "link_context",
-           "write_table", "markdown_table", "save_grid", "save_gif", "plot_vs_snr", "save_figure",
-           "write_html_report", "ReportSection"]
+           "aggregate_trials", "write_table", "markdown_table", "save_grid", "save_gif",
+           "plot_vs_snr", "save_figure", "write_html_report", "ReportSection"]
 
 #: ``--link`` kinds: simulated gsc_phy, GNU Radio loopback, SigMF recordings of the loopback.
 LINK_KINDS = ("sim", "loopback", "sigmf")
@@ -134,6 +134,23 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def aggregate_trials(trials: Sequence[dict]) -> dict:
+    """Per key of the trial dicts: the mean over trials and ``<key>_ci95``, the 95 %
+    Student-t half-width (``None`` for one trial); plus ``trials``.
+
+    Example::
+
+        >>> aggregate_trials([{"miou": 0.5}, {"miou": 0.7}])["miou"]
+        0.6
+    """
+    from gsc_semantic.eval_targets import mean_ci95
+
+    out: dict = {"trials": len(trials)}
+    for key in trials[0]:
+        out[key], out[f"{key}_ci95"] = mean_ci95([t[key] for t in trials])
+    return out
 
 
 def write_table(doc: dict, columns: Sequence[str], out_dir: str, name: str) -> tuple[str, str]:

@@ -62,6 +62,7 @@ from gsc_semantic.codec import checkpoints_root
 from gsc_semantic.scenarios.common import (
     LinkSpec,
     ReportSection,
+    aggregate_trials,
     link_context,
     link_transport,
     plot_vs_snr,
@@ -96,6 +97,10 @@ __all__ = ["run_meeting", "GscMeeting", "load_meeting_clip", "load_models", "MET
 METHODS = ("gsc", "h264", "jpeg")
 COLUMNS = ("method", "snr_db", "nme", "psnr", "ssim", "feature_distance", "temporal_error",
            "channel_uses_per_frame", "rho", "frames_ok", "frames_without_detection", "mcs")
+#: Extra columns with ``--trials`` > 1 (95 % Student-t half-widths over the trials).
+CI_COLUMNS = ("trials", "nme_ci95", "psnr_ci95", "frames_ok_ci95")
+#: Seed offset between channel trials.
+TRIAL_SEED_STRIDE = 100_003
 REFERENCE_MCS = 1
 SIZE = 64
 #: gsc settings of the equal-NME sweep inside a scenario run (the benchmark sweeps more).
@@ -275,7 +280,8 @@ def _side_by_side_gif(frames_by_method: dict[str, np.ndarray], path: str) -> str
 def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed: int,
                 frames: int, rho: float, echo=print, clip: str = "procedural",
                 keypoint_share: float = 0.5,
-                equal_nme_settings: Sequence[GscSetting] = EQUAL_NME_SETTINGS) -> dict:
+                equal_nme_settings: Sequence[GscSetting] = EQUAL_NME_SETTINGS,
+                trials: int = 1) -> dict:
     """Run the meeting scenario and write ``OUT/meeting.json``, ``meeting.md``, plots,
     strips, a side-by-side GIF (original | gsc | h264 | jpeg) and ``report.html``.
 
@@ -283,8 +289,13 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
         frames.
     :param equal_nme_settings: gsc settings of the equal-NME sweep at the comparison SNR
         (:mod:`.meeting_budget`; ``benchmarks/bench_meeting_budget.py`` runs the full one).
+    :param trials: independent channel and noise draws per method and SNR; row metrics are
+        means over trials with ``<metric>_ci95`` half-widths (one trial: the link's own
+        random stream, as before); strips, GIF and ``per_frame`` show trial 0.
     :return: the ``meeting.json`` document.
     """
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
     transport = link_transport(link, channel, seed, out_dir, "meeting", echo)
     if not snrs:
         raise ConfigError("give at least one SNR")
@@ -310,33 +321,51 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     compare_snr = max([s for s in snrs if s <= 10] or [min(snrs)])
     x = torch.from_numpy(data.frames).permute(0, 3, 1, 2).float() / 255
     for snr in snrs:
-        shown = {"original": data.frames}
-        link_context(transport, "gsc")
-        g_frames, g_rec = gsc(snr, seed)
-        streamed = {"gsc": counters()}
-        shown["gsc"] = g_frames
-        link_context(transport, "h264")
-        h = h264(data.frames, snr)
-        streamed["h264"] = counters()
-        shown["h264"] = h.frames
-        link_context(transport, "jpeg")
-        j = jpeg(x, snr)
-        streamed["jpeg"] = counters()
-        shown["jpeg"] = (j.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        per_trial: dict[str, list[dict]] = {m: [] for m in METHODS}
+        for tr in range(trials):
+            cs = None if trials == 1 else seed + TRIAL_SEED_STRIDE * (tr + 1)
+            sent = {"original": data.frames}
+            link_context(transport, "gsc")
+            g_frames, g_rec_t = gsc(snr, seed if cs is None else cs)
+            streamed_t = {"gsc": counters()}
+            sent["gsc"] = g_frames
+            link_context(transport, "h264")
+            h_t = h264(data.frames, snr, channel_seed=cs)
+            streamed_t["h264"] = counters()
+            sent["h264"] = h_t.frames
+            link_context(transport, "jpeg")
+            j_t = jpeg(x, snr, channel_seed=cs)
+            streamed_t["jpeg"] = counters()
+            sent["jpeg"] = (j_t.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(
+                np.uint8)
+            ok_t = {"gsc": g_rec_t["frames_ok"], "h264": h_t.counts.get("delivered", 0),
+                    "jpeg": int(sum(r.delivered for r in j_t.records))}
+            for m in METHODS:
+                res = metrics(sent[m], data.frames, true_lm)
+                per_trial[m].append({"res": res, "frames_ok": ok_t[m],
+                                     "loopback": streamed_t[m]})
+            if tr == 0:
+                shown, g_rec, h, j, ok = sent, g_rec_t, h_t, j_t, ok_t
         cu = {"gsc": gsc.channel_uses_per_frame, "h264": h.channel_uses / t,
               "jpeg": float(np.mean([r.channel_uses for r in j.records]))}
-        ok = {"gsc": g_rec["frames_ok"], "h264": h.counts.get("delivered", 0),
-              "jpeg": int(sum(r.delivered for r in j.records))}
         mcs = {"gsc": g_rec["mcs"], "h264": h.mcs, "jpeg": j.records[0].mcs}
         for m in METHODS:
-            res = metrics(shown[m], data.frames, true_lm)
+            first = per_trial[m][0]["res"]
+            stats = aggregate_trials([
+                {**{k: v for k, v in p["res"].items() if k != "per_frame"},
+                 "frames_ok": p["frames_ok"]} for p in per_trial[m]])
+            streamed = [p["loopback"] for p in per_trial[m] if p["loopback"]]
             rows.append({"method": m, "snr_db": float(snr),
-                         **{k: round(v, 4) for k, v in res.items() if k != "per_frame"},
+                         **{k: (round(v, 4) if isinstance(v, float) else v)
+                            for k, v in stats.items()},
                          "channel_uses_per_frame": round(cu[m], 1),
-                         "rho": round(cu[m] / (3 * SIZE * SIZE), 5), "frames_ok": ok[m],
+                         "rho": round(cu[m] / (3 * SIZE * SIZE), 5),
                          "frames_without_detection": int((~present).sum()) if m == "gsc"
-                         else 0, "mcs": mcs[m], "per_frame": res["per_frame"]}
-                        | ({"loopback": streamed[m]} if streamed[m] else {}))
+                         else 0, "mcs": mcs[m], "per_frame": first["per_frame"]}
+                        | ({"loopback": _sum_counters(streamed)} if streamed else {}))
+        if trials == 1:
+            for r in rows[-len(METHODS):]:
+                r["frames_ok"] = int(r["frames_ok"])
         details.append({"snr_db": float(snr), "gsc": g_rec,
                         "h264": {"crf": h.crf, "bytes": h.bytes_sent,
                                  "budget_bytes": h.budget_bytes, "frames": h.counts,
@@ -378,19 +407,21 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     doc = {"scenario": "meeting", "config": {"link": str(link), "channel": channel,
                                              "snrs": list(map(float, snrs)), "rho": rho,
                                              "frames": t, "clip": data.source,
+                                             "trials": trials,
                                              "keypoint_share": keypoint_share,
                                              "budget_channel_uses_per_frame": budget_cu},
            "snr_kind": "esno", "seed": seed, "versions": meeting_versions(),
            "frames_without_detection": int((~present).sum()),
            "rows": rows, "details": details, "equal_nme": equal,
            "seconds": round(time.time() - t0, 1)}
-    write_table(doc, COLUMNS, out_dir, "meeting")
+    columns = COLUMNS if trials == 1 else COLUMNS + CI_COLUMNS
+    write_table(doc, columns, out_dir, "meeting")
     write_html_report(out_dir, "gsc scenario meeting",
                       f"{t} frames ({data.source}), {channel}, rho = {rho:.4g} "
                       f"({budget_cu:.0f} channel uses per frame), Es/N0 {list(snrs)} dB. "
                       "Columns: original | gsc | H.264 | JPEG.",
                       [ReportSection("Metrics vs SNR", images=["meeting.png", "meeting.gif"],
-                                     rows=rows, columns=COLUMNS),
+                                     rows=rows, columns=columns),
                        ReportSection("Frames per SNR", images=grid_paths),
                        ReportSection("Channel uses for equal landmark error",
                                      text=_equal_nme_text(equal, compare_snr),
@@ -410,6 +441,16 @@ def _equal_nme_text(equal: dict, snr: float) -> str:
             f"frame; H.264 needs {best['h264_channel_uses_per_frame']:.0f} "
             f"({best['h264_bound']}): ratio {best['ratio']:.2f} (target >= 10). The "
             f"reference is amortised over the clip's {equal['frames']} frames.")
+
+
+def _sum_counters(counters: Sequence[dict]) -> dict:
+    """Loopback counters of several trials added up (numbers summed, the rest from the first)."""
+    out = dict(counters[0])
+    for c in counters[1:]:
+        for k, v in c.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+    return out
 
 
 def meeting_versions() -> dict:

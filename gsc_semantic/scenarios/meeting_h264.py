@@ -193,7 +193,8 @@ class H264Link(AdaptiveLink):
     :output: :class:`H264Result`.
     """
 
-    def __call__(self, frames: np.ndarray, snr_db: float) -> H264Result:
+    def __call__(self, frames: np.ndarray, snr_db: float, channel_seed: int | None = None
+                 ) -> H264Result:
         t, size = frames.shape[0], frames.shape[1]
         budget = self.budget((3, size, size), snr_db)
         frame = budget.frame
@@ -211,7 +212,7 @@ class H264Link(AdaptiveLink):
         num_frames = math.ceil(math.ceil(bits.size / per_block) / cws)
         stream = np.zeros(num_frames * cws * per_block, np.uint8)
         stream[:bits.size] = bits
-        rx, ok = self.transmit(stream, budget, True)
+        rx, ok = self.transmit(stream, budget, True, channel_seed)
         rx_bytes = bits_to_bytes(rx[:bits.size])
 
         def intact(a: int, b: int) -> bool:  # bytes [a, b) all in passing blocks

@@ -53,6 +53,7 @@ from gsc_semantic.metrics import EffNetPerceptualDistance, miou, psnr, ssim
 from .common import (
     LinkSpec,
     ReportSection,
+    aggregate_trials,
     link_context,
     link_transport,
     plot_vs_snr,
@@ -82,6 +83,10 @@ UEP_MARGIN_DB = 2.5
 METHODS = ("gsc-uep", "gsc-single", "jpeg", "webp")
 COLUMNS = ("method", "snr_db", "miou", "f1", "psnr", "ssim", "feature_distance",
            "layers_received", "delivered", "channel_uses", "rho", "mcs")
+#: Extra columns with ``--trials`` > 1 (95 % Student-t half-widths over the trials).
+CI_COLUMNS = ("trials", "miou_ci95", "f1_ci95", "feature_distance_ci95")
+#: Seed offset between channel trials (trial 0 keeps the single-trial seeds).
+TRIAL_SEED_STRIDE = 100_003
 _PALETTE = torch.tensor([[90, 140, 90], [80, 80, 80], [240, 240, 240], [220, 40, 40],
                          [40, 90, 240]], dtype=torch.float32) / 255
 
@@ -250,8 +255,14 @@ def _baseline_row(base: SeparationBaseline, images: torch.Tensor, snr: float, se
 def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed: int = 0,
              scenes: int = 16, rho: float = DEFAULT_RHO, images_dir: str | None = None,
              retrain: bool = False, checkpoints: str | None = None, size: int = 64,
-             echo: Callable[[str], None] = print) -> dict:
-    """Run the road scenario (see the module notes); returns the ``road.json`` document."""
+             echo: Callable[[str], None] = print, trials: int = 1) -> dict:
+    """Run the road scenario (see the module notes); returns the ``road.json`` document.
+
+    ``trials`` independent channel and noise draws per method and SNR (the same scenes):
+    row metrics are means over trials with ``<metric>_ci95`` half-widths; grids show trial 0.
+    """
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
     transport = link_transport(link, channel, seed, out_dir, "road", echo)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -295,14 +306,18 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
         recons = {}
         for m in METHODS:
             link_context(transport, m)
-            if m in links:
-                recon, info = _gsc_row(links[m], codec, layers, snr, seed + 1000 * k)
-            else:
-                recon, info = _baseline_row(bases[m], images, snr, seed + 1000 * k)
-            recons[m] = recon
+            per_trial = []
+            for tr in range(trials):
+                s = seed + 1000 * k + TRIAL_SEED_STRIDE * tr
+                recon, info = (_gsc_row(links[m], codec, layers, snr, s) if m in links
+                               else _baseline_row(bases[m], images, snr, s))
+                if tr == 0:
+                    recons[m], first = recon, info
+                per_trial.append({**scorer(recon), "layers_received": info["layers_received"],
+                                  "delivered": info["delivered"]})
             if transport != "sim":
-                info["loopback"] = transport.take()
-            rows.append({"method": m, "snr_db": snr, **scorer(recon), **info})
+                first["loopback"] = transport.take()
+            rows.append({"method": m, "snr_db": snr, **first, **aggregate_trials(per_trial)})
         echo(f"[road] Es/N0 {snr:g} dB: " + ", ".join(
             f"{r['method']} mIoU {r['miou']:.2f} F1 {r['f1']:.2f}" for r in rows[-4:]))
         names = ["original"] + (["true classes"] if truth else []) + list(METHODS)
@@ -317,7 +332,7 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
     plot_vs_snr(rows, labels, METHODS, os.path.join(out_dir, "road_vs_snr.png"),
                 f"road monitoring over {channel}, ρ = {rho:.4g}, {n} images")
     doc = {"config": {"scenario": "road", "link": str(link), "channel": channel,
-                      "snr_db": snrs, "rho": rho, "images": n, "size": size,
+                      "snr_db": snrs, "rho": rho, "images": n, "size": size, "trials": trials,
                       "data": images_dir or "procedural road scenes (test split)",
                       "layer_bits": codec.layer_bits,
                       "plans": {m: ll.plan.to_dict() for m, ll in links.items()},
@@ -325,11 +340,15 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
                       else "segmenter on the originals"},
            "snr_kind": "esno", "versions": versions(), "seed": seed,
            "references": refs, "rows": rows, "seconds": time.perf_counter() - t0}
-    write_table(doc, COLUMNS, out_dir, "road")
+    write_table(doc, _columns(trials), out_dir, "road")
     _report(doc, out_dir)
     echo(f"[road] wrote {os.path.join(out_dir, 'report.html')} "
          f"({doc['seconds']:.0f} s)")
     return doc
+
+
+def _columns(trials: int) -> tuple[str, ...]:
+    return COLUMNS if trials == 1 else COLUMNS + CI_COLUMNS
 
 
 def _report(doc: dict, out_dir: str) -> str:
@@ -342,7 +361,7 @@ def _report(doc: dict, out_dir: str) -> str:
              "JPEG/WebP + 5G LDPC use genie link adaptation at the same channel-use budget. "
              f"Task metrics against the {c['reference']}. Total {doc['seconds']:.0f} s.")
     sections = [ReportSection("Metrics against SNR", images=["road_vs_snr.png"],
-                              rows=doc["rows"], columns=COLUMNS),
+                              rows=doc["rows"], columns=_columns(c.get("trials", 1))),
                 ReportSection("References (no channel)", rows=doc["references"],
                               columns=("method", "miou", "f1", "psnr", "ssim",
                                        "feature_distance")),
