@@ -24,7 +24,9 @@ A decoder on another host than the RX flowgraph (a GPU box) connects over CurveZ
 block binds a non-loopback endpoint with server keys and a directory of authorised decoder
 keys, and the service gives its own secret key and the RX host's public key
 (``--curve-secret``, ``--curve-server-key``; keys from ``gsc keys generate``); traffic is
-encrypted and a decoder whose key is not authorised gets nothing.
+encrypted and a decoder whose key is not authorised gets nothing. Results pushed to a
+receiver on another host go over CurveZMQ too with ``--results-server-key`` (that
+receiver's public key; it binds as a CurveZMQ server that authorises this decoder's key).
 
 .. code-block:: sh
 
@@ -114,6 +116,26 @@ def merge_metrics(parts: list[dict]) -> dict:
     return out
 
 
+def _queue_curve(curve_secret: str, curve_server_key: str, results_server_key: str = ""):
+    """Client keys for the RX queue; ``curve_secret`` alone is fine when it only serves the
+    results channel (``results_server_key``), otherwise half a pair is a one-line
+    ``ValueError``."""
+    if results_server_key and not curve_server_key:
+        return None
+    return client_curve(curve_secret, curve_server_key)
+
+
+def _results_curve(curve_secret: str, results_server_key: str):
+    """Client keys for the results channel: ``None`` without ``results_server_key``; it
+    needs ``curve_secret`` (one-line ``ValueError`` otherwise, or for a bad key file)."""
+    if not results_server_key:
+        return None
+    if not curve_secret:
+        raise ValueError("a results server key needs this decoder's secret key "
+                         "(--curve-secret)")
+    return client_curve(curve_secret, results_server_key)
+
+
 class DecoderWorker:
     """One decoder worker (see the module docstring).
 
@@ -130,6 +152,8 @@ class DecoderWorker:
         and a small batch does not pay for thread hand-offs).
     :param curve_secret: This decoder's CurveZMQ secret key file ('' = plain ZeroMQ).
     :param curve_server_key: The RX host's public key file (with ``curve_secret``).
+    :param results_server_key: The results receiver's public key file: results go out as a
+        CurveZMQ client with ``curve_secret`` ('' = plain ZeroMQ).
     """
 
     def __init__(
@@ -146,6 +170,7 @@ class DecoderWorker:
         threads: int = 1,
         curve_secret: str = "",
         curve_server_key: str = "",
+        results_server_key: str = "",
     ) -> None:
         import torch
 
@@ -160,7 +185,8 @@ class DecoderWorker:
         self.codec = StreamCodec(config_from_grid(self.grid_doc), device=device)
         self.shape = self.codec.data_shape
         self.connect = connect
-        self.curve = client_curve(curve_secret, curve_server_key)
+        self.curve = _queue_curve(curve_secret, curve_server_key, results_server_key)
+        self.results_curve = _results_curve(curve_secret, results_server_key)
         self.results_ep = results
         self.out_dir = out_dir
         self.batch_max = max(1, int(batch_max))
@@ -174,7 +200,8 @@ class DecoderWorker:
     # ------------------------------------------------------------------ plumbing
     def _open(self) -> None:
         if self.results_ep:
-            self._res = Pusher(self.results_ep, bind=False, timeout_ms=2000, linger_ms=2000)
+            self._res = Pusher(self.results_ep, bind=False, timeout_ms=2000, linger_ms=2000,
+                               curve=self.results_curve)
         self._rx = ReliableConsumer(self.connect, name=f"w{self.metrics.worker}",
                                     credit=2 * self.batch_max, curve=self.curve)
         self._send({"type": "ready", "worker": self.metrics.worker, "pid": os.getpid()})
@@ -318,6 +345,7 @@ def serve(
     max_restarts: int = 3,
     curve_secret: str = "",
     curve_server_key: str = "",
+    results_server_key: str = "",
 ) -> dict:
     """Run and supervise ``workers`` decoder worker processes until SIGTERM/SIGINT.
 
@@ -325,16 +353,20 @@ def serve(
     with an error or a signal is started again under the same index while fewer than
     ``max_restarts`` restarts have happened; one that exits cleanly (idle exit) is not.
     ``curve_secret`` and ``curve_server_key`` (both or neither; checked before any worker
-    starts, ``ValueError`` otherwise) make every worker a CurveZMQ client of the queue.
+    starts, ``ValueError`` otherwise) make every worker a CurveZMQ client of the queue;
+    ``results_server_key`` (with ``curve_secret``) of the results receiver.
 
     :output: Merged metrics (:func:`merge_metrics`) plus ``worker_restarts`` and
         ``workers_failed`` (workers that died with no restart left), also written to
         ``OUT/decoder.json``.
     """
-    client_curve(curve_secret, curve_server_key)  # bad keys: one line before any worker runs
+    # bad keys: one line before any worker runs
+    _queue_curve(curve_secret, curve_server_key, results_server_key)
+    _results_curve(curve_secret, results_server_key)
     base = dict(connect=connect, grid=grid, results=results, out_dir=out_dir,
                 batch_max=batch_max, device=device, idle_exit_s=idle_exit_s, threads=threads,
-                curve_secret=curve_secret, curve_server_key=curve_server_key)
+                curve_secret=curve_secret, curve_server_key=curve_server_key,
+                results_server_key=results_server_key)
     ctx = mp.get_context("spawn")
     stopping = threading.Event()
 
@@ -422,9 +454,12 @@ def decoder() -> None:
                    "generate'), for an RX host that binds a non-loopback endpoint")
 @click.option("--curve-server-key", default="", metavar="PATH",
               help="The RX host's CurveZMQ public key (NAME.key); with --curve-secret")
+@click.option("--results-server-key", default="", metavar="PATH",
+              help="The results receiver's CurveZMQ public key (NAME.key); with "
+                   "--curve-secret, for a --results endpoint on another host")
 @click.option("--seed", type=int, default=0, show_default=True, help="(decoding is deterministic)")
 def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit, threads,
-              max_restarts, curve_secret, curve_server_key, seed) -> None:
+              max_restarts, curve_secret, curve_server_key, results_server_key, seed) -> None:
     """Decode the RX stream of a flowgraph (demap, LDPC, CRC); write metrics; Ctrl-C stops.
 
     A remote decoder (RX flowgraph on another host, its RX block bound with CurveZMQ keys)
@@ -439,9 +474,13 @@ def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit
 
     del seed
     try:
-        client_curve(curve_secret, curve_server_key)
+        _queue_curve(curve_secret, curve_server_key, results_server_key)
     except ValueError as e:
         raise ConfigError(f"--curve-secret/--curve-server-key: {e}") from None
+    try:
+        _results_curve(curve_secret, results_server_key)
+    except ValueError as e:
+        raise ConfigError(f"--results-server-key: {e}") from None
     if workers < 1:
         raise ConfigError("--workers must be >= 1")
     try:
@@ -453,7 +492,7 @@ def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit
     os.makedirs(out_dir, exist_ok=True)
     m = serve(connect, workers, grid, results, out_dir, batch, device, idle_exit,
               threads=threads, max_restarts=max_restarts, curve_secret=curve_secret,
-              curve_server_key=curve_server_key)
+              curve_server_key=curve_server_key, results_server_key=results_server_key)
     click.echo(
         f"decoded {m['frames']} frames ({m['frames_ok']} CRC ok), dropped {m['dropped_total']}, "
         f"{m['worker_restarts']} worker restart(s); "

@@ -337,3 +337,36 @@ def test_remote_decoder_worker_decodes_over_curve(keys, tmp_path):
             q.close()
     assert sorted(r["tx_seq"] for r in got) == [0, 1] and all(r["ok"] == [True] for r in got)
     assert stats["acked"] == 2 and stats.get("decoder_absent", 0) == 0
+
+
+def test_decoder_results_go_over_curve_to_a_remote_receiver(keys, tmp_path, capsys):
+    """``--results-server-key``: the worker's results reach a CURVE results receiver bound on
+    all interfaces; a worker without the key reaches nothing; half the options is one line."""
+    pytest.importorskip("torch")  # the decoder worker lives on the ML side
+    import threading
+
+    from bridge.security import CurveConfig
+    from bridge.transport import Puller
+    from gsc_phy.decoder_service import DecoderWorker, main
+
+    tmp, server, good, _ = keys
+    assert main(["serve", "--connect", "tcp://127.0.0.1:9", "--results-server-key",
+                 server.public_path, "--out", str(tmp / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gsc: error: --results-server-key:") and "--curve-secret" in err
+    curve = CurveConfig(server.secret_path, authorized_dir=str(tmp / "authorized"))
+    with Puller("tcp://0.0.0.0:*", allow_remote=True, curve=curve, timeout_ms=3000) as results:
+        ep = "tcp://127.0.0.1:" + results.endpoint.rsplit(":", 1)[1]
+        seen = {}
+        for name, kw in (("plain", {}), ("curve", {"curve_secret": good.secret_path,
+                                                   "results_server_key": server.public_path})):
+            w = DecoderWorker("tcp://127.0.0.1:9", results=ep, out_dir=str(tmp_path),
+                              worker=len(seen), **kw)
+            t = threading.Thread(target=w.run, daemon=True)
+            t.start()
+            msg = results.recv()
+            seen[name] = None if msg is None else msg.json()
+            w.stop_event.set()
+            t.join(30)
+    assert seen["plain"] is None
+    assert seen["curve"]["type"] == "ready" and seen["curve"]["worker"] == 1
