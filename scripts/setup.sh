@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gnuradio python3-zmq python3-pytest python3-pytest-timeout python3-hypothesis python3-yaml
-              python3-venv python3-pip dataset-fashion-mnist plasma-workspace-wallpapers)
+              python3-venv python3-pip dataset-fashion-mnist plasma-workspace-wallpapers
+              lomiri-wallpapers-16.04 lomiri-wallpapers-20.04)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

@@ -1,6 +1,14 @@
 """Natural photographs available offline, served as square crops split by source image.
 
-Sources (20 photographs, all colour):
+Two collections, by the size of the crops:
+
+* crops of 256 px and more (the photo codec's default, ``PhotoCrops(size=256)``) come only
+  from originals whose shorter side is at least 1024 px, so a crop spans at most a quarter
+  of the short side and is never upscaled: the 11 KDE wallpaper photographs below and 14
+  photographs from the Debian packages ``lomiri-wallpapers-16.04``/``-20.04``
+  (:data:`LOMIRI_PHOTOS`, chosen by eye from the 19 wallpapers there: renders, paintings and
+  gradients left out), 25 sources; :func:`photo_sources` with ``large=True``;
+* smaller crops (64 px, the legacy collection, 20 sources):
 
 * 11 KDE wallpapers from the Debian package ``plasma-workspace-wallpapers`` that are
   photographs, chosen by looking at all 30 wallpapers (the other 19 are illustrations or
@@ -39,10 +47,31 @@ from gsc_semantic.data._common import (
     split_items,
 )
 
-__all__ = ["WALLPAPER_PHOTOS", "WALLPAPER_DEFAULT_DIR", "photo_sources", "load_photo",
-           "PhotoCrops"]
+__all__ = ["WALLPAPER_PHOTOS", "LOMIRI_PHOTOS", "WALLPAPER_DEFAULT_DIR", "LOMIRI_DEFAULT_DIR",
+           "LARGE_CROP", "photo_sources", "load_photo", "PhotoCrops"]
 
 WALLPAPER_DEFAULT_DIR = "/usr/share/wallpapers"
+LOMIRI_DEFAULT_DIR = "/usr/share/backgrounds"
+#: crops of this side and larger come from the large-original collection
+LARGE_CROP = 128
+
+#: lomiri-wallpapers-16.04/-20.04 files that are photographs (originals 1365-6028 px).
+LOMIRI_PHOTOS: tuple[str, ...] = (
+    "Bridge_by_Sander_Klootwijk",        # bridge cables over a beach
+    "Dragonfly_by_Bolly",                # branch with leaves against the sky
+    "Kleiber_by_Lukas_Baubkus",          # nuthatch on a tree trunk
+    "Picture_0B_by_freespace",           # half fig on a red bowl
+    "Picture_1A_by_freespace",           # paint brushes
+    "Wine_by_Jakkub_Mede",               # room with a drum and a table
+    "aitzgorri_by_Aitzol_Berasategi",    # mountain range over autumn forest
+    "free_by_Peter_Nerlich",             # toy bird under lamps
+    "friends_by_Aitzol_Berasategi",      # two dogs at a wooden window
+    "greentock_by_Peter_Nerlich",        # wall clock, close up
+    "life_by_Aitzol_Berasategi",         # forest stream over rocks
+    "picosdeeuropa_by_Aitzol_Berasategi",  # mountain path and peaks
+    "seeding_by_Clements_Engelhardt",    # dandelion clocks at sunset
+    "sunset_by_Aitzol_Berasategi",       # sun over hills
+)
 
 #: KDE wallpapers that are photographs (curated by eye; see the module docstring).
 WALLPAPER_PHOTOS: tuple[str, ...] = (
@@ -123,10 +152,28 @@ def _wallpaper_loader(name: str) -> Callable[[int], Image.Image]:
     return load
 
 
+def _lomiri_loader(name: str) -> Callable[[int], Image.Image]:
+    def load(short_side: int) -> Image.Image:
+        folder = os.environ.get("GSC_LOMIRI_DIR", LOMIRI_DEFAULT_DIR)
+        path = os.path.join(folder, f"{name}.jpg")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"photo {path} not found; install the Debian packages lomiri-wallpapers-16.04 "
+                f"and lomiri-wallpapers-20.04 (or set GSC_LOMIRI_DIR)")
+        with Image.open(path) as im:
+            im.draft("RGB", (short_side, short_side))  # fast JPEG shrink-on-load
+            return im.copy()
+    return load
+
+
+def _large_registry() -> dict[str, Callable[[int], Image.Image]]:
+    reg = {f"wallpaper:{n}": _wallpaper_loader(n) for n in WALLPAPER_PHOTOS}
+    reg.update({f"lomiri:{n}": _lomiri_loader(n) for n in LOMIRI_PHOTOS})
+    return reg
+
+
 def _registry() -> dict[str, Callable[[int], Image.Image]]:
-    reg: dict[str, Callable[[int], Image.Image]] = {}
-    for n in WALLPAPER_PHOTOS:
-        reg[f"wallpaper:{n}"] = _wallpaper_loader(n)
+    reg: dict[str, Callable[[int], Image.Image]] = _large_registry()
     for n, fname in _SKIMAGE_PHOTOS.items():
         reg[f"skimage:{n}"] = _file_loader("skimage", "data", fname)
     for n in ("china", "flower"):
@@ -136,15 +183,19 @@ def _registry() -> dict[str, Callable[[int], Image.Image]]:
     return reg
 
 
-def photo_sources() -> tuple[str, ...]:
-    """Sorted names of all photo sources (``"wallpaper:Path"``, ``"skimage:coffee"`` ...).
+def photo_sources(large: bool = False) -> tuple[str, ...]:
+    """Sorted names of the photo sources (``"wallpaper:Path"``, ``"skimage:coffee"`` ...):
+    the legacy 64-px collection, or with ``large`` the originals of >= 1024 px that crops of
+    :data:`LARGE_CROP` px and more come from.
 
     Example::
 
-        >>> len(photo_sources())
-        20
+        >>> len(photo_sources()), len(photo_sources(large=True))
+        (20, 25)
     """
-    return tuple(sorted(_registry()))
+    if large:
+        return tuple(sorted(_large_registry()))
+    return tuple(n for n in sorted(_registry()) if not n.startswith("lomiri:"))
 
 
 def load_photo(name: str, short_side: int) -> torch.Tensor:
@@ -162,7 +213,8 @@ def load_photo(name: str, short_side: int) -> torch.Tensor:
 
 
 class PhotoCrops(Dataset):
-    """Square crops of natural photographs, split by source photo (see module docstring).
+    """Square crops of natural photographs, split by source photo (see module docstring;
+    crops of :data:`LARGE_CROP` px and more come from the large-original collection).
 
     * ``train``: random crops: window side ``size * 2**u``, ``u ~ U(-0.5, 0.5)`` (scale
       jitter), uniform position, horizontal flip with probability 1/2, resized to ``size``;
@@ -195,7 +247,7 @@ class PhotoCrops(Dataset):
         if self.context < self.size:
             raise ValueError(f"context ({self.context}) must be >= size ({self.size})")
         self.epoch = 0
-        names = photo_sources()
+        names = photo_sources(large=self.size >= LARGE_CROP)
         parts = split_items(len(names), seed, val_fraction, test_fraction)
         self.source_names = tuple(names[i] for i in parts[split])
         self._photos = [load_photo(n, self.context) for n in self.source_names]
