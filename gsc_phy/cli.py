@@ -38,6 +38,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "eval": "gsc_semantic.evaluate:eval_command",
     "train": "gsc_semantic.train:train",
     "train-classifier": "gsc_semantic.classifier:train_classifier",
+    "train-student": "gsc_semantic.prior_student:train_student_command",
+    "send": "gsc_semantic.send:send",
     "scenario": "gsc_semantic.scenarios.cli:scenario",
 }
 

@@ -49,41 +49,79 @@ from gsc_phy.provenance import versions
 
 __all__ = ["METHODS", "evaluate", "load_eval_images", "eval_command"]
 
-METHODS = ("gsc", "gsc-mse", "jpeg", "webp", "avif", "capacity")
-#: gsc's receiver outputs: the diffusion sample and the deterministic (MSE) head's estimate.
-GSC_METHODS = ("gsc", "gsc-mse")
+METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-bicubic", "jpeg", "webp", "avif",
+           "capacity")
+#: gsc's receiver outputs. Fashion-MNIST: the diffusion sample and the deterministic (MSE)
+#: head's estimate. Photos: the layers through the distilled student prior, through the
+#: Real-ESRGAN teacher, and bicubically upsampled (the ablation without a prior).
+GSC_METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-bicubic")
+PHOTO_ONLY = ("gsc-teacher", "gsc-bicubic")
+DEFAULT_METHODS = "gsc,gsc-mse,jpeg,webp,capacity"
+DEFAULT_PHOTO_METHODS = "gsc,gsc-bicubic,jpeg,webp,avif,capacity"
+#: photo-codec methods -> the prior of :class:`gsc_semantic.photo_receiver.PhotoPrior`
+PHOTO_PRIORS = {"gsc": "student", "gsc-teacher": "teacher", "gsc-bicubic": "bicubic"}
 METRICS = ("psnr", "ms_ssim", "perceptual", "consistency", "delivered")
+#: photos are compared at this square size (user folders: centre crop + resize)
+PHOTO_SIZE = 256
+#: the Fréchet distance is reported only over at least this many images
+FRECHET_MIN_IMAGES = 200
 
 
-def load_eval_images(data: str, num_images: int, seed: int = 0) -> torch.Tensor:
-    """The first ``num_images`` images of the held-out test split, [N, C, H, W]."""
+def is_photo_data(data: str | list[str]) -> bool:
+    """Photos (the shipped collection or a user's files/folders) rather than Fashion-MNIST."""
+    return not (isinstance(data, str) and data == "fmnist")
+
+
+def load_eval_images(data: str | list[str], num_images: int, seed: int = 0
+                     ) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+    """``num_images`` held-out test images [N, C, H, W] and the skipped user files.
+
+    ``fmnist`` and ``photos`` (256x256 crops of the test sources) draw a seeded subset of
+    their test split; files and folders are the user's images, centre-cropped and resized
+    to :data:`PHOTO_SIZE` (the first ``num_images`` in path order)."""
     from .data import load_dataset
+    from .data.user_images import load_user_images
 
-    try:
-        ds = load_dataset(data, "test", seed=seed)
-    except (FileNotFoundError, ValueError) as e:
-        raise ConfigError(f"--data {data}: {e}") from None
-    if len(ds) == 0:
-        raise ConfigError(f"--data {data}: the test split is empty")
-    idx = np.random.default_rng(seed).permutation(len(ds))[:num_images]
-    return torch.stack([ds[int(i)]["image"] for i in sorted(idx)])
+    if isinstance(data, str) and data in ("fmnist", "photos"):
+        try:
+            ds = load_dataset(data, "test", seed=seed,
+                              **({"size": PHOTO_SIZE} if data == "photos" else {}))
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(f"--data {data}: {e}") from None
+        if len(ds) == 0:
+            raise ConfigError(f"--data {data}: the test split is empty")
+        idx = np.random.default_rng(seed).permutation(len(ds))[:num_images]
+        return torch.stack([ds[int(i)]["image"] for i in sorted(idx)]), []
+    got = load_user_images([data] if isinstance(data, str) else data, size=PHOTO_SIZE,
+                           max_images=num_images)
+    return got.batch(), got.skipped
 
 
-def mean_image(data: str, num: int = 512, seed: int = 0) -> torch.Tensor:
+def mean_image(data: str | list[str], num: int = 512, seed: int = 0) -> torch.Tensor:
     """Mean of ``num`` training images: what a baseline receiver shows for a lost image
-    (the best guess without data, a stronger baseline than mid-gray)."""
+    (the best guess without data, a stronger baseline than mid-gray). A user's photos get
+    the mean of the shipped photo collection's training crops."""
     from .data import load_dataset
 
-    ds = load_dataset(data, "train", seed=seed)
+    if is_photo_data(data):
+        ds = load_dataset("photos", "train", size=PHOTO_SIZE, seed=seed)
+    else:
+        ds = load_dataset(data, "train", seed=seed)
     idx = np.random.default_rng(seed + 1).permutation(len(ds))[:num]
     return torch.stack([ds[int(i)]["image"] for i in idx]).mean(0)
 
 
 def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: int,
-                 fill: torch.Tensor):
+                 fill: torch.Tensor, photo: bool = False):
     from .baselines import CapacityBound, SeparationBaseline
     from .semantic_link import SemanticLink
 
+    if photo and name in PHOTO_PRIORS:
+        from .photo_link import PhotoLink
+        from .photo_receiver import PhotoPrior
+
+        return PhotoLink(PhotoPrior.load(PHOTO_PRIORS[name]), channel, rho, fill=fill,
+                         method=name, seed=seed)
     if name in GSC_METHODS:
         return SemanticLink(codec, channel, rho, steps=steps, seed=seed,
                             sampler="mse" if name == "gsc-mse" else None)
@@ -93,12 +131,26 @@ def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: i
 
 
 class _Scorer:
-    def __init__(self, data: str) -> None:
+    def __init__(self, data: str | list[str]) -> None:
         from .classifier import task_classifier
         from .metrics import ClassifierAgreement, EffNetPerceptualDistance
 
         self.perceptual = EffNetPerceptualDistance()
-        self.agreement = ClassifierAgreement(task_classifier(data))
+        self.agreement = ClassifierAgreement(
+            task_classifier("photos" if is_photo_data(data) else data))
+        self.frechet = None
+
+    def frechet_distance(self, original: torch.Tensor, recon: torch.Tensor) -> float | None:
+        """Fréchet distance on EfficientNet-Lite2 pooled features, over at least
+        :data:`FRECHET_MIN_IMAGES` images (else ``None``: too few for a covariance)."""
+        if original.shape[0] < FRECHET_MIN_IMAGES:
+            return None
+        if self.frechet is None:
+            from .metrics import FrechetEffNetDistance
+
+            self.frechet = FrechetEffNetDistance("lite2", input_size=PHOTO_SIZE,
+                                                 net=self.perceptual.net)
+        return float(self.frechet(original, recon))
 
     @torch.no_grad()
     def __call__(self, original: torch.Tensor, recon: torch.Tensor) -> dict:
@@ -137,7 +189,8 @@ def _aggregate(trials: list[dict]) -> dict:
     from .eval_targets import mean_ci95
 
     row: dict = {"trials": len(trials)}
-    for k in METRICS:
+    extra = ("frechet",) if trials and trials[0].get("frechet") is not None else ()
+    for k in METRICS + extra:
         vals = [t[k] for t in trials]
         row[k], ci = mean_ci95(vals)
         row[f"{k}_ci95"] = ci
@@ -146,7 +199,19 @@ def _aggregate(trials: list[dict]) -> dict:
     return row
 
 
-def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
+def check_methods(data: str | list[str], methods: list[str]) -> None:
+    """One line for methods that do not apply to ``data``."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ConfigError(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    if is_photo_data(data) and "gsc-mse" in methods:
+        raise ConfigError("--methods gsc-mse is the Fashion-MNIST codec's MSE head; for "
+                          "photos the ablation without a prior is gsc-bicubic")
+    if not is_photo_data(data) and set(PHOTO_ONLY) & set(methods):
+        raise ConfigError(f"--methods {', '.join(PHOTO_ONLY)} are photo-codec outputs")
+
+
+def evaluate(data: str | list[str], channel: str, snrs: list[float], ratios: list[float],
              methods: list[str], num_images: int = 32, steps: int = 8, seed: int = 0,
              out_dir: str | None = None, progress: bool = True, grid_images: int = 8, *,
              trials: int = 1) -> dict:
@@ -160,16 +225,18 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
 
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
-    images = load_eval_images(data, num_images, seed)
-    codec = (SemanticCodec.from_pretrained(data) if set(GSC_METHODS) & set(methods)
-             else None)
+    check_methods(data, methods)
+    photo = is_photo_data(data)
+    images, skipped = load_eval_images(data, num_images, seed)
+    codec = (SemanticCodec.from_pretrained(data) if not photo
+             and set(GSC_METHODS) & set(methods) else None)
     scorer = _Scorer(data)
     fill = mean_image(data, seed=seed)
     rows, grids = [], {}
     total = len(ratios) * len(snrs) * len(methods) * trials
     with tqdm(total=total, desc=f"gsc eval {data}", disable=not progress) as bar:
         for ri, rho in enumerate(ratios):
-            runners = {m: _make_method(m, channel, rho, codec, steps, seed, fill)
+            runners = {m: _make_method(m, channel, rho, codec, steps, seed, fill, photo)
                        for m in methods}
             for si, snr in enumerate(snrs):
                 for m, run in runners.items():
@@ -183,6 +250,7 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
                         out = _run_trial(m, run, images, float(snr),
                                          trial_seed(seed, t, ri, si))
                         scores = scorer(images, out.images)
+                        scores["frechet"] = scorer.frechet_distance(images, out.images)
                         scores["delivered"] = float(out.delivered.float().mean())
                         per_trial.append(scores)
                         if m in GSC_METHODS:
@@ -203,6 +271,7 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
                     rows.append(row)
     doc = {
         "config": {"data": data, "channel": channel, "snr_db": snrs, "ratios": ratios,
+                   "skipped": [list(k) for k in skipped],
                    "methods": methods, "num_images": int(images.shape[0]), "steps": steps,
                    "trials": trials, "image_shape": list(images.shape[1:]),
                    "packing": "per ratio and SNR, each method sends the images back to back "
@@ -211,8 +280,14 @@ def evaluate(data: str, channel: str, snrs: list[float], ratios: list[float],
                               "gsc and the baselines alike; every trial redraws channel and "
                               "noise",
                    "ci": "95 % Student-t half-width over trials (trial = mean over images)",
+                   "photo_preprocessing": (f"centre crop + resize to {PHOTO_SIZE}x"
+                                           f"{PHOTO_SIZE}" if photo and data != "photos"
+                                           else None),
                    "metrics": {"perceptual": "EfficientNet-Lite2 feature distance (lower is "
                                              "better; not LPIPS)",
+                               "frechet": "Fréchet distance on EfficientNet-Lite2 pooled "
+                                          f"features at {PHOTO_SIZE} px (not FID), only "
+                                          f"with >= {FRECHET_MIN_IMAGES} images",
                                "consistency": "top-1 agreement of "
                                               + ("an in-project Fashion-MNIST CNN"
                                                  if data == "fmnist" else
@@ -253,13 +328,17 @@ def _parse_ratios(text: str) -> list[float]:
 
 
 @click.command("eval")
-@click.option("--data", default="fmnist", show_default=True,
-              help="fmnist or photos (the datasets with a shipped checkpoint)")
+@click.option("--data", "data", multiple=True, default=("fmnist",), show_default=True,
+              help="fmnist, photos (256x256 crops of held-out photographs), or image files "
+                   "/ folders (centre crop + resize to 256x256); repeat for several")
 @click.option("--channel", default="awgn", show_default=True, help="awgn, rayleigh or tdl-a")
 @click.option("--snr", default="-5:20:5", show_default=True, help="START:STOP:STEP dB or list")
 @click.option("--ratio", "ratios", default="1/48,1/12", show_default=True,
               help="Bandwidth ratios rho (channel uses / C·H·W)")
-@click.option("--methods", default="gsc,gsc-mse,jpeg,webp,capacity", show_default=True)
+@click.option("--methods", default=None,
+              help="Default: gsc,gsc-mse,jpeg,webp,capacity (fmnist); "
+                   "gsc,gsc-bicubic,jpeg,webp,avif,capacity (photos; add gsc-teacher for "
+                   "the Real-ESRGAN teacher, 2-4 s an image on 2 cores)")
 @click.option("--images", "num_images", type=int, default=32, show_default=True)
 @click.option("--trials", type=int, default=4, show_default=True,
               help="Independent channel/noise realisations per point (CI over trials)")
@@ -273,16 +352,14 @@ def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps,
     """Compare gsc with JPEG/WebP + LDPC and the capacity bound; writes OUT/eval.json."""
     from gsc_phy.mcs import calibrated_profiles
 
-    if data not in ("fmnist", "photos"):
-        raise ConfigError(f"--data {data}: choose fmnist or photos (shipped checkpoints)")
+    data = _normalise_data(data)
+    methods = methods or (DEFAULT_PHOTO_METHODS if is_photo_data(data) else DEFAULT_METHODS)
     channels = {p.split("+")[0] for p in calibrated_profiles()}
     if channel not in channels:
         raise ConfigError(f"--channel {channel}: link adaptation is calibrated for "
                           f"{', '.join(sorted(channels))}")
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = [m for m in method_list if m not in METHODS]
-    if unknown or not method_list:
-        raise ConfigError(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    check_methods(data, method_list)
     if not 1 <= num_images <= 10000 or not 1 <= steps <= 50 or not 1 <= trials <= 1000:
         raise ConfigError("--images must be 1..10000, --steps 1..50 and --trials 1..1000")
     doc = evaluate(data, channel, parse_snr_range(snr), _parse_ratios(ratios), method_list,
@@ -293,8 +370,11 @@ def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps,
                    f"PSNR {row['psnr']:6.2f}  MS-SSIM {row['ms_ssim']:.3f}  "
                    f"perc {row['perceptual']:.3f}" + (f"±{ci:.3f}" if ci is not None else "")
                    + f"  cons {row['consistency']:.2f}  delivered {row['delivered']:.2f}")
+    for path, why in doc["config"]["skipped"]:
+        click.echo(f"skipped {path}: {why}")
     for label, entry in doc["summary"].items():
-        for name, key in (("gsc", "targets"), ("gsc-mse", "targets_gsc-mse")):
+        for name in GSC_METHODS:
+            key = "targets" if name == "gsc" else f"targets_{name}"
             if key in entry:
                 click.echo(f"{name} targets rho={label}: " + ", ".join(
                     f"{k} {'n/a' if v['pass'] is None else ('PASS' if v['pass'] else 'FAIL')}"
@@ -302,10 +382,23 @@ def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps,
     click.echo(f"wrote {os.path.join(out_dir, 'eval.json')} and eval.md")
 
 
+def _normalise_data(data) -> str | list[str]:
+    """``--data`` values -> ``"fmnist"``, ``"photos"`` or a list of paths."""
+    data = [data] if isinstance(data, str) else list(data)
+    if len(data) == 1 and data[0] in ("fmnist", "photos"):
+        return data[0]
+    if {"fmnist", "photos"} & set(data) or not data:
+        raise ConfigError("--data fmnist or photos stand alone, not mixed with files")
+    return data
+
+
 def _run_eval_point(o: dict, seed: int) -> list[dict]:
     """One sweep point of ``gsc eval`` (its options, a seed) -> the eval rows."""
-    methods = [m.strip() for m in o["methods"].split(",") if m.strip()]
-    doc = evaluate(o["data"], o["channel"], parse_snr_range(o["snr"]),
+    data = _normalise_data(o["data"])
+    methods = [m.strip() for m in (o["methods"] or (
+        DEFAULT_PHOTO_METHODS if is_photo_data(data) else DEFAULT_METHODS)).split(",")
+        if m.strip()]
+    doc = evaluate(data, o["channel"], parse_snr_range(o["snr"]),
                    _parse_ratios(o["ratios"]), methods, o["num_images"], o["steps"], seed,
                    out_dir=None, progress=False, trials=o["trials"])
     return [r | {"snr_kind": doc["snr_kind"]} for r in doc["rows"]]
