@@ -39,7 +39,6 @@ LAZY_COMMANDS: dict[str, str] = {
     "train": "gsc_semantic.train:train",
     "train-classifier": "gsc_semantic.classifier:train_classifier",
     "train-student": "gsc_semantic.prior_student:train_student_command",
-    "send": "gsc_semantic.send:send",
     "scenario": "gsc_semantic.scenarios.cli:scenario",
 }
 
