@@ -32,7 +32,7 @@ def _rate(fn, n: int, repeat: int = 2) -> float:
 
 
 def _bench_dataset(data: str, num_images: int, device: str) -> dict:
-    images = load_eval_images(data, num_images)
+    images, _ = load_eval_images(data, num_images)
     codec = SemanticCodec.from_pretrained(data).to(device)
     bits = codec.encode(images.to(device))
     webp = [baselines.encode(img, "webp", 50) for img in images]
