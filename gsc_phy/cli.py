@@ -40,6 +40,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "train-classifier": "gsc_semantic.classifier:train_classifier",
     "train-student": "gsc_semantic.prior_student:train_student_command",
     "scenario": "gsc_semantic.scenarios.cli:scenario",
+    "send": "gsc_semantic.send:send_command",
 }
 
 

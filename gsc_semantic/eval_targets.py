@@ -162,7 +162,8 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
 def summarize(rows: list[dict], method: str = "gsc") -> dict:
     """``{ratio label: {"cliff": cliff_table, "targets": check_targets}}`` over all ratios;
     targets only when ``method`` was evaluated; ``"targets_<name>"`` likewise for gsc's other
-    outputs (``gsc-mse``, ``gsc-teacher``, the ablation ``gsc-bicubic``) when evaluated."""
+    outputs (``gsc-mse``, ``gsc-teacher``, ``gsc-student``, the ablation ``gsc-bicubic``)
+    when evaluated."""
     out = {}
     for rho in dict.fromkeys(r["ratio"] for r in rows):
         sub = [r for r in rows if r["ratio"] == rho]
@@ -170,7 +171,7 @@ def summarize(rows: list[dict], method: str = "gsc") -> dict:
         if any(r["method"] == method for r in sub):
             entry["targets"] = check_targets(sub, method)
         if method == "gsc":  # gsc's other receiver outputs, each judged the same way
-            for other in ("gsc-mse", "gsc-teacher", "gsc-bicubic"):
+            for other in ("gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic"):
                 if any(r["method"] == other for r in sub):
                     entry[f"targets_{other}"] = check_targets(sub, other)
         out[ratio_label(rho)] = entry

@@ -49,17 +49,19 @@ from gsc_phy.provenance import versions
 
 __all__ = ["METHODS", "evaluate", "load_eval_images", "eval_command"]
 
-METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-bicubic", "jpeg", "webp", "avif",
-           "capacity")
+METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic", "jpeg", "webp",
+           "avif", "capacity")
 #: gsc's receiver outputs. Fashion-MNIST: the diffusion sample and the deterministic (MSE)
-#: head's estimate. Photos: the layers through the distilled student prior, through the
-#: Real-ESRGAN teacher, and bicubically upsampled (the ablation without a prior).
-GSC_METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-bicubic")
-PHOTO_ONLY = ("gsc-teacher", "gsc-bicubic")
+#: head's estimate. Photos: the layers through Real-ESRGAN's compact pretrained prior,
+#: through the Real-ESRGAN x4plus teacher, through the distilled student, and bicubically
+#: upsampled (the ablation without a prior).
+GSC_METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic")
+PHOTO_ONLY = ("gsc-teacher", "gsc-student", "gsc-bicubic")
 DEFAULT_METHODS = "gsc,gsc-mse,jpeg,webp,capacity"
 DEFAULT_PHOTO_METHODS = "gsc,gsc-bicubic,jpeg,webp,avif,capacity"
 #: photo-codec methods -> the prior of :class:`gsc_semantic.photo_receiver.PhotoPrior`
-PHOTO_PRIORS = {"gsc": "student", "gsc-teacher": "teacher", "gsc-bicubic": "bicubic"}
+PHOTO_PRIORS = {"gsc": "compact", "gsc-teacher": "teacher", "gsc-student": "student",
+                "gsc-bicubic": "bicubic"}
 METRICS = ("psnr", "ms_ssim", "perceptual", "consistency", "delivered")
 #: photos are compared at this square size (user folders: centre crop + resize)
 PHOTO_SIZE = 256
@@ -130,7 +132,7 @@ def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: i
     return SeparationBaseline(name, channel, rho, seed=seed, fill=fill)
 
 
-class _Scorer:
+class Scorer:
     def __init__(self, data: str | list[str]) -> None:
         from .classifier import task_classifier
         from .metrics import ClassifierAgreement, EffNetPerceptualDistance
@@ -230,7 +232,7 @@ def evaluate(data: str | list[str], channel: str, snrs: list[float], ratios: lis
     images, skipped = load_eval_images(data, num_images, seed)
     codec = (SemanticCodec.from_pretrained(data) if not photo
              and set(GSC_METHODS) & set(methods) else None)
-    scorer = _Scorer(data)
+    scorer = Scorer(data)
     fill = mean_image(data, seed=seed)
     rows, grids = [], {}
     total = len(ratios) * len(snrs) * len(methods) * trials
@@ -337,8 +339,9 @@ def _parse_ratios(text: str) -> list[float]:
               help="Bandwidth ratios rho (channel uses / C·H·W)")
 @click.option("--methods", default=None,
               help="Default: gsc,gsc-mse,jpeg,webp,capacity (fmnist); "
-                   "gsc,gsc-bicubic,jpeg,webp,avif,capacity (photos; add gsc-teacher for "
-                   "the Real-ESRGAN teacher, 2-4 s an image on 2 cores)")
+                   "gsc,gsc-bicubic,jpeg,webp,avif,capacity (photos; add gsc-student for the "
+                   "distilled prior, gsc-teacher for Real-ESRGAN x4plus, 1-9 s an image on "
+                   "2 cores)")
 @click.option("--images", "num_images", type=int, default=32, show_default=True)
 @click.option("--trials", type=int, default=4, show_default=True,
               help="Independent channel/noise realisations per point (CI over trials)")

