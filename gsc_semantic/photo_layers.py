@@ -6,7 +6,9 @@ fill the per-image budget ``B`` bits of the link (:class:`LayerLadder`):
 * the **cut points** scale with the image area (for 256x256: cumulative 96, 240, 600,
   1,500, 3,750, 9,400, 23,500, 58,600 bits, ×2.5 per layer): layers ``1..k-1`` get their
   nominal sizes and the last layer sent takes the rest of the budget, so any budget from
-  about 72 bits upwards is used in full (below that nothing is sent);
+  about 72 bits upwards is used in full (below that nothing is sent); cut points closer
+  than :data:`SPLIT_BYTES` to the previous one or to the end of the budget are merged
+  (small images);
 * every layer is one **coded picture** at a resolution of the ladder ``2^(-i/2)`` of the
   image size (``i = 0..20``: full size down to 1/1024 per side, steps of √2), coded by
   Pillow's JPEG or WebP (the receiver-known header parts stripped, as in
@@ -53,6 +55,8 @@ MODES: tuple[float | None, ...] = (None, 1.0, 2.0, 4.0)
 _CODECS = ("jpeg", "webp")
 #: smallest layer worth sending: header byte + the smallest JPEG thumbnail
 MIN_LAYER_BYTES = 9
+#: no layer boundary closer than this (bytes) to the previous one or to the budget's end
+SPLIT_BYTES = 12
 _MAX_RES_INDEX = 20
 
 
@@ -78,8 +82,12 @@ class LayerLadder:
         total = budget_bits // 8
         if total < MIN_LAYER_BYTES:
             return []
-        below = [c // 8 for c in self.cuts(hw) if c // 8 < total]
-        bounds = [0] + below[:-1] + [total]  # the last layer sent takes the rest
+        bounds = [0]
+        for c in self.cuts(hw):  # small images: cuts closer than a useful layer are merged
+            if c // 8 - bounds[-1] >= SPLIT_BYTES and total - c // 8 >= SPLIT_BYTES:
+                bounds.append(c // 8)
+        bounds = bounds[:-1] if len(bounds) > 1 else bounds  # the last layer takes the rest
+        bounds.append(total)
         return [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def to_dict(self) -> dict:

@@ -51,10 +51,13 @@ def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
                          antialias=shrink).clamp(0.0, 1.0)
 
 
-def _ramp(n: int, overlap: int, lo: bool, hi: bool) -> torch.Tensor:
+def _ramp(n: int, overlap: int, margin: int, lo: bool, hi: bool) -> torch.Tensor:
+    """Blending weights along one tile side: 0 on the ``margin`` px at an inner edge (where
+    the network saw zero padding), rising linearly over the rest of the ``overlap``."""
     w = torch.ones(n)
     if overlap > 0:
-        r = torch.linspace(0.0, 1.0, overlap + 2)[1:-1]
+        r = torch.cat([torch.zeros(margin),
+                       torch.linspace(0.0, 1.0, overlap - margin + 2)[1:-1]])
         if lo:
             w[:overlap] = r
         if hi:
@@ -65,8 +68,11 @@ def _ramp(n: int, overlap: int, lo: bool, hi: bool) -> torch.Tensor:
 @torch.no_grad()
 def upscale_tiled(net: nn.Module, x: torch.Tensor, tile: int = 96, overlap: int = 12,
                   scale: int = SCALE) -> torch.Tensor:
-    """``net`` (x ``scale``) on ``x`` [N, 3, h, w] in tiles of ``tile`` px overlapping by
-    ``overlap`` px, blended linearly in the overlaps (no seams); one pass when it fits.
+    """``net`` (x ``scale``) on ``x`` [N, 3, h, w] in tiles of ``tile`` px; neighbouring
+    tiles overlap by at least ``2·overlap`` px; at an inner tile edge the outer
+    ``overlap/2`` px are dropped and the next ``overlap/2`` px blend linearly into the
+    neighbour, so a network whose receptive field reaches no further than ``overlap/2`` px
+    gives exactly its untiled output (no seams); one pass when it fits.
 
     :output: [N, 3, scale·h, scale·w].
     """
@@ -86,8 +92,9 @@ def upscale_tiled(net: nn.Module, x: torch.Tensor, tile: int = 96, overlap: int 
         for x0 in xs:
             th, tw = min(tile, h - y0), min(tile, w - x0)
             y = net(x[:, :, y0:y0 + th, x0:x0 + tw])
-            wy = _ramp(th * scale, overlap * scale, y0 > 0, y0 + th < h)
-            wx = _ramp(tw * scale, overlap * scale, x0 > 0, x0 + tw < w)
+            margin = (overlap // 2) * scale
+            wy = _ramp(th * scale, overlap * scale, margin, y0 > 0, y0 + th < h)
+            wx = _ramp(tw * scale, overlap * scale, margin, x0 > 0, x0 + tw < w)
             wt = (wy[:, None] * wx[None, :]).to(x)[None, None]
             sl = (slice(None), slice(None), slice(y0 * scale, (y0 + th) * scale),
                   slice(x0 * scale, (x0 + tw) * scale))
