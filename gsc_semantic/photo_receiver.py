@@ -66,7 +66,7 @@ def _ramp(n: int, overlap: int, margin: int, lo: bool, hi: bool) -> torch.Tensor
 
 
 @torch.no_grad()
-def upscale_tiled(net: nn.Module, x: torch.Tensor, tile: int = 96, overlap: int = 12,
+def upscale_tiled(net: nn.Module, x: torch.Tensor, tile: int = 192, overlap: int = 12,
                   scale: int = SCALE) -> torch.Tensor:
     """``net`` (x ``scale``) on ``x`` [N, 3, h, w] in tiles of ``tile`` px; neighbouring
     tiles overlap by at least ``2·overlap`` px; at an inner tile edge the outer
