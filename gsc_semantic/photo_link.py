@@ -48,6 +48,8 @@ class PhotoLink(AdaptiveLink):
     :param ladder: Layer cut points (default :class:`~gsc_semantic.photo_layers.LayerLadder`).
     :param fill: What the receiver shows when no layer arrived ([3, H, W] or a gray level).
     :param method: Name in records and tables.
+    :param encode_cache: Dict shared by links that send the same images with the same ladder
+        (the transmitter's layers do not depend on the receiver's prior); default: own.
     :param kwargs: :class:`~gsc_semantic.baselines.AdaptiveLink` parameters.
 
     :input images: [N, 3, H, W] in [0, 1], any size (one size per call).
@@ -58,19 +60,20 @@ class PhotoLink(AdaptiveLink):
 
     def __init__(self, prior: PhotoPrior, channel: str = "awgn", rho: float = 1 / 48, *,
                  ladder: LayerLadder | None = None, fill: float | torch.Tensor = 0.5,
-                 method: str = "gsc", **kwargs) -> None:
+                 method: str = "gsc", encode_cache: dict | None = None, **kwargs) -> None:
         super().__init__(channel, rho, **kwargs)
         self.prior = prior
         self.ladder = ladder or LayerLadder()
         self.fill = fill
         self.method = method
-        self._cache: dict[tuple[str, int], list[bytes]] = {}
+        self._cache: dict[tuple, list[bytes]] = {} if encode_cache is None else encode_cache
 
     def encode(self, image: torch.Tensor, budget_bits: int) -> list[bytes]:
         """The layers of one image for ``budget_bits`` (cached: the transmitter's choices
         do not depend on the channel draw)."""
         u8 = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()
-        key = (hashlib.sha256(u8 + str(tuple(image.shape)).encode()).hexdigest(), budget_bits)
+        key = (hashlib.sha256(u8 + str(tuple(image.shape)).encode()).hexdigest(), budget_bits,
+               self.ladder)
         if key not in self._cache:
             self._cache[key] = encode_layers(image, budget_bits, self.ladder)
         return self._cache[key]
