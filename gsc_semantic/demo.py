@@ -87,10 +87,13 @@ def write_report(evals: dict[str, dict], phy_rows: list[dict], out_dir: str,
 @click.command()
 @click.option("--out", "out_dir", default="gsc-demo", show_default=True,
               type=click.Path(file_okay=False))
-@click.option("--images", "num_images", type=int, default=16, show_default=True)
+@click.option("--images", "num_images", type=int, default=16, show_default=True,
+              help="Fashion-MNIST images")
+@click.option("--photo-images", type=int, default=6, show_default=True,
+              help="256x256 photo crops (the layer search costs 0.3-3 s an image)")
 @click.option("--steps", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out_dir: str, num_images: int, steps: int, seed: int) -> None:
+def demo(out_dir: str, num_images: int, photo_images: int, steps: int, seed: int) -> None:
     """Fashion-MNIST and photos through the link vs JPEG/WebP; writes OUT/report.html."""
     t0 = time.perf_counter()
     evals = {}
@@ -98,7 +101,8 @@ def demo(out_dir: str, num_images: int, steps: int, seed: int) -> None:
         methods = DEMO_METHODS[data]
         click.echo(f"[demo] {data}: {len(DEMO_RATIOS)} ratios x {len(DEMO_SNRS)} SNRs x "
                    f"{len(methods)} methods")
-        evals[data] = evaluate(data, "awgn", DEMO_SNRS, DEMO_RATIOS, methods, num_images,
+        count = photo_images if data == "photos" else num_images
+        evals[data] = evaluate(data, "awgn", DEMO_SNRS, DEMO_RATIOS, methods, count,
                                steps, seed, os.path.join(out_dir, data))
     click.echo("[demo] reference PHY links")
     phy_rows = run_phy_demo(os.path.join(out_dir, "phy"), max_frames=128, seed=seed)

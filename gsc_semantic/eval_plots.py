@@ -76,6 +76,9 @@ def save_grids(originals: torch.Tensor, grids: dict, methods: list[str], out_dir
 _TARGET_TEXT = {
     "perceptual_below_every_baseline": "feature distance below every baseline, -5..20 dB",
     "perceptual_30pct_lower_at_low_snr": "feature distance >= 30 % lower, SNR <= 5 dB",
+    "perceptual_below_every_codec": "feature distance below JPEG/WebP/AVIF, -5..20 dB",
+    "perceptual_30pct_below_codecs_at_low_snr": "feature distance >= 30 % below the codecs, "
+                                                "SNR <= 5 dB",
     "no_cliff": "no cliff: adjacent-point change <= 15 % of range (1 dB steps)",
     "consistency_from_0db": "semantic consistency >= 0.8 at SNR >= 0 dB",
 }
@@ -93,10 +96,10 @@ def _verdict(target: str, res: dict) -> str:
         return f"{word} (max {100 * res['max_fraction']:.0f} % on {res['worst_metric']}{where})"
     if target == "consistency_from_0db" and res["min"] is not None:
         return f"{word} (min {res['min']:.2f})"
-    if target == "perceptual_30pct_lower_at_low_snr" and res["reduction_by_snr_db"]:
+    if target.startswith("perceptual_30pct") and res["reduction_by_snr_db"]:
         worst = min(res["reduction_by_snr_db"].values())
         return f"{word} (worst reduction {100 * worst:.0f} %)"
-    if target == "perceptual_below_every_baseline" and res["beaten_by"]:
+    if target.startswith("perceptual_below") and res["beaten_by"]:
         return f"{word} (beaten at " + ", ".join(
             f"{snr} dB by {'/'.join(ms)}" for snr, ms in res["beaten_by"].items()) + ")"
     fails = res.get("failing_snr_db") or []
@@ -134,7 +137,9 @@ def markdown_tables(doc: dict) -> str:
                 f"{_pm(r['consistency'], r.get('consistency_ci95'), 2)} / "
                 f"{r['delivered']:.2f}" for r in (cell[s] for s in snrs)) + " |")
         summary = doc["summary"].get(label, {})
-        for name, key in (("gsc", "targets"), ("gsc-mse", "targets_gsc-mse")):
+        for name, key in (("gsc", "targets"), *((m, f"targets_{m}") for m in
+                                                 ("gsc-mse", "gsc-teacher", "gsc-student",
+                                                  "gsc-bicubic"))):
             targets = summary.get(key)
             if targets:
                 parts.append(f"\n{name} targets, ρ = {label}:\n")

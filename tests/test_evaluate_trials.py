@@ -135,3 +135,19 @@ def test_gsc_outputs_are_judged_against_the_baselines_only():
            "summary": {"1/12": summary}}
     md = markdown_tables(doc)
     assert "gsc-mse targets, ρ = 1/12" in md and "| gsc-mse | 0.80 / " in md
+
+
+def test_codec_targets_leave_the_capacity_bound_out():
+    snrs = [-5.0, 0.0, 5.0, 10.0]
+    rows = []
+    for s, g, cap in zip(snrs, (0.9, 0.8, 0.6, 0.5), (1.4, 1.0, 0.5, 0.4), strict=True):
+        for m, p in (("gsc", g), ("webp", 1.4), ("capacity", cap)):
+            rows.append({"method": m, "snr_db": s, "perceptual": p, "consistency": 0.5,
+                         "psnr": 20.0, "ms_ssim": 0.8})
+    out = check_targets(rows)
+    assert out["perceptual_below_every_baseline"]["beaten_by"] == {"5": ["capacity"],
+                                                                   "10": ["capacity"]}
+    assert out["perceptual_below_every_codec"]["pass"] is True
+    assert out["perceptual_below_every_codec"]["baselines"] == ["webp"]
+    assert out["perceptual_30pct_below_codecs_at_low_snr"]["pass"] is True
+    assert out["perceptual_30pct_lower_at_low_snr"]["pass"] is False
