@@ -24,14 +24,12 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
 from gsc_phy.bits import bits_to_bytes, bytes_to_bits
 
-from .baselines import AdaptiveLink, _as_batch
+from .baselines import AdaptiveLink, as_batch, image_key
 from .photo_layers import LayerLadder, decode_layers, encode_layers
 from .photo_receiver import PhotoPrior
 from .semantic_link import SemanticRecord, SemanticResult
@@ -71,9 +69,7 @@ class PhotoLink(AdaptiveLink):
     def encode(self, image: torch.Tensor, budget_bits: int) -> list[bytes]:
         """The layers of one image for ``budget_bits`` (cached: the transmitter's choices
         do not depend on the channel draw)."""
-        u8 = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()
-        key = (hashlib.sha256(u8 + str(tuple(image.shape)).encode()).hexdigest(), budget_bits,
-               self.ladder)
+        key = (image_key(image), budget_bits, self.ladder)
         if key not in self._cache:
             self._cache[key] = encode_layers(image, budget_bits, self.ladder)
         return self._cache[key]
@@ -87,7 +83,7 @@ class PhotoLink(AdaptiveLink):
     def __call__(self, images, snr_db: float, seed: int = 0,
                  channel_seed: int | None = None) -> SemanticResult:
         del seed  # the priors are deterministic
-        x = _as_batch(images)
+        x = as_batch(images)
         if x.shape[1] != 3:
             raise ValueError(f"the photo link takes RGB images, got {tuple(x.shape)}")
         n, shape = x.shape[0], tuple(x.shape[1:])

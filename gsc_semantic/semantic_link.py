@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .baselines import AdaptiveLink, LinkBudget, _as_batch
+from .baselines import AdaptiveLink, LinkBudget, as_batch
 from .codec import SemanticCodec
 
 __all__ = ["SemanticLink", "SemanticRecord", "SemanticResult"]
@@ -96,7 +96,7 @@ class SemanticLink(AdaptiveLink):
 
     def __call__(self, images, snr_db: float, seed: int = 0,
                  channel_seed: int | None = None) -> SemanticResult:
-        x = _as_batch(images)
+        x = as_batch(images)
         n, shape = x.shape[0], tuple(x.shape[1:])
         if shape != self.codec.image_shape:
             raise ValueError(f"the codec takes {self.codec.image_shape} images, got {shape}")
