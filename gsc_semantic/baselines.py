@@ -326,11 +326,13 @@ def decode(data: bytes, codec: str, shape: tuple[int, int, int], compact: bool =
 
 @dataclass(frozen=True)
 class Encoded:
-    """An image encoded to fit a byte budget."""
+    """An image encoded to fit a byte budget; ``size`` is the (H, W) the codec coded when the
+    transmitter resized the image first (``None``: full size)."""
 
     codec: str
     quality: int
     data: bytes
+    size: tuple[int, int] | None = None
 
     @property
     def num_bytes(self) -> int:
@@ -565,6 +567,7 @@ class ImageRecord:
     snr_db: float
     blocks: int = 0
     blocks_failed: int = 0
+    resolution: list[int] | None = None  # [H, W] the codec coded (None: nothing fitted)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -796,13 +799,22 @@ class SeparationBaseline(AdaptiveLink):
         self.receiver = _Receiver(on_loss, fill)
         self._encoded: dict[tuple[str, int], Encoded | None] = {}
 
-    def _encode(self, image: torch.Tensor, num_bytes: int) -> Encoded | None:
+    def encode_image(self, image: torch.Tensor, num_bytes: int) -> Encoded | None:
         """The codec's best fit of ``image`` in ``num_bytes`` (memoised: the search is
         deterministic and does not depend on the channel draw)."""
         key = (image_key(image), num_bytes)
         if key not in self._encoded:
-            self._encoded[key] = encode_to_fit(image, self.codec, num_bytes, self.compact)
+            self._encoded[key] = self.search(image, num_bytes)
         return self._encoded[key]
+
+    def search(self, image: torch.Tensor, num_bytes: int) -> Encoded | None:
+        """The transmitter's choice for one image (here: the highest quality that fits)."""
+        return encode_to_fit(image, self.codec, num_bytes, self.compact)
+
+    def decode_image(self, data: bytes, shape: tuple[int, int, int]) -> torch.Tensor:
+        """The receiver: bytes that passed every CRC -> [C, H, W]; :class:`CodecError` when
+        they do not decode."""
+        return decode(data, self.codec, shape, self.compact)
 
     def __call__(self, images, snr_db: float, mcs: Mcs | int | None = None,
                  channel_seed: int | None = None) -> BaselineResult:
@@ -812,7 +824,7 @@ class SeparationBaseline(AdaptiveLink):
         budget = self.budget(shape, snr_db, mcs)
         frame = budget.frame
         region = budget.payload_bits
-        encoded = [self._encode(img, budget.payload_bytes) for img in x]
+        encoded = [self.encode_image(img, budget.payload_bytes) for img in x]
 
         # one bit stream, image i in bits [i*region, (i+1)*region)
         per_block = frame.payload_bits_per_block
@@ -839,11 +851,12 @@ class SeparationBaseline(AdaptiveLink):
                 rec.codec, rec.quality, rec.bytes, rec.fits = self.codec, enc.quality, \
                     enc.num_bytes, True
                 rec.channel_uses = nbits * cu_per_bit
+                rec.resolution = list(enc.size or shape[1:])
                 rec.blocks, rec.blocks_failed = int(blocks.size), int((~blocks).sum())
                 if rec.blocks_failed == 0:
                     data = bits_to_bytes(rx_bits[start:start + 8 * budget.payload_bytes])
                     try:
-                        img = decode(data, self.codec, shape, self.compact)
+                        img = self.decode_image(data, shape)
                         rec.delivered = True
                     except CodecError:
                         img = None
@@ -917,6 +930,7 @@ class CapacityBound:
                 rec.codec, rec.quality, rec.bytes = enc.codec, enc.quality, enc.num_bytes
                 rec.fits = rec.delivered = True
                 rec.channel_uses = 8 * enc.num_bytes / budget.bits_per_channel_use
+                rec.resolution = list(shape[1:])
                 out.append(self.receiver.got(rec_img))
             else:
                 out.append(self.receiver.lost(shape))

@@ -51,7 +51,7 @@ from gsc_phy.provenance import versions
 __all__ = ["METHODS", "evaluate", "load_eval_images", "eval_command"]
 
 METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic", "jpeg", "webp",
-           "avif", "capacity")
+           "avif", "jpeg-ra", "webp-ra", "avif-ra", "capacity")
 #: gsc's receiver outputs. Fashion-MNIST: the diffusion sample and the deterministic (MSE)
 #: head's estimate. Photos: the layers through Real-ESRGAN's compact pretrained prior,
 #: through the Real-ESRGAN x4plus teacher, through the distilled student, and bicubically
@@ -59,7 +59,7 @@ METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic", "jpeg"
 GSC_METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic")
 PHOTO_ONLY = ("gsc-teacher", "gsc-student", "gsc-bicubic")
 DEFAULT_METHODS = "gsc,gsc-mse,jpeg,webp,capacity"
-DEFAULT_PHOTO_METHODS = "gsc,gsc-bicubic,jpeg,webp,avif,capacity"
+DEFAULT_PHOTO_METHODS = "gsc,gsc-bicubic,jpeg,webp,avif,jpeg-ra,webp-ra,avif-ra,capacity"
 #: photo-codec methods -> the prior of :class:`gsc_semantic.photo_receiver.PhotoPrior`
 PHOTO_PRIORS = {"gsc": "compact", "gsc-teacher": "teacher", "gsc-student": "student",
                 "gsc-bicubic": "bicubic"}
@@ -116,7 +116,8 @@ def mean_image(data: str | list[str], num: int = 512, seed: int = 0) -> torch.Te
 
 def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: int,
                  fill: torch.Tensor, photo: bool = False, layer_cache: dict | None = None):
-    from .baselines import CapacityBound, SeparationBaseline
+    from .baselines import CapacityBound
+    from .resolution_adaptive import codec_baseline
     from .semantic_link import SemanticLink
 
     if photo and name in PHOTO_PRIORS:
@@ -130,7 +131,23 @@ def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: i
                             sampler="mse" if name == "gsc-mse" else None)
     if name == "capacity":
         return CapacityBound(channel=channel, rho=rho, fill=fill)
-    return SeparationBaseline(name, channel, rho, seed=seed, fill=fill)
+    return codec_baseline(name, channel, rho, seed=seed, fill=fill)
+
+
+def resolution_summary(records) -> dict | None:
+    """The coded resolutions of a baseline's images: ``{"median_side", "sizes": {"HxW":
+    count}, "not_sent"}`` (median of the shorter side over the images that fitted), or
+    ``None`` for outputs without a coded resolution (gsc)."""
+    sizes = [getattr(r, "resolution", None) for r in records]
+    if not any(hasattr(r, "resolution") for r in records):
+        return None
+    sent = [s for s in sizes if s is not None]
+    counts: dict[str, int] = {}
+    for h, w in sent:
+        counts[f"{h}x{w}"] = counts.get(f"{h}x{w}", 0) + 1
+    return {"median_side": float(np.median([min(s) for s in sent])) if sent else None,
+            "sizes": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+            "not_sent": len(sizes) - len(sent)}
 
 
 class Scorer:
@@ -291,6 +308,8 @@ def evaluate(data: str | list[str], channel: str, snrs: list[float], ratios: lis
                     if m in GSC_METHODS:
                         row["layers_sent"] = out.records[0].layers_sent
                         row["layers_received_mean"] = float(np.mean(layers))
+                    else:
+                        row["resolution"] = resolution_summary(out.records)
                     row["seconds"] = round(time.perf_counter() - t0, 2)
                     rows.append(row)
     doc = {
@@ -361,9 +380,9 @@ def _parse_ratios(text: str) -> list[float]:
               help="Bandwidth ratios rho (channel uses / C·H·W)")
 @click.option("--methods", default=None,
               help="Default: gsc,gsc-mse,jpeg,webp,capacity (fmnist); "
-                   "gsc,gsc-bicubic,jpeg,webp,avif,capacity (photos; add gsc-student for the "
-                   "distilled prior, gsc-teacher for Real-ESRGAN x4plus, 1-9 s an image on "
-                   "2 cores)")
+                   "gsc,gsc-bicubic,jpeg,webp,avif,jpeg-ra,webp-ra,avif-ra,capacity (photos; "
+                   "-ra: resolution-adaptive codecs; add gsc-student for the distilled "
+                   "prior, gsc-teacher for Real-ESRGAN x4plus, 1-9 s an image on 2 cores)")
 @click.option("--images", "num_images", type=int, default=32, show_default=True)
 @click.option("--trials", type=int, default=4, show_default=True,
               help="Independent channel/noise realisations per point (CI over trials)")

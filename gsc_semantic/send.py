@@ -2,12 +2,14 @@
 
 Each image keeps its own size (any size and aspect, >= 64 px a side; a 768x512 photo is
 coded as 768x512, the prior running in seamless tiles). For every image gsc's layers and
-each baseline codec (JPEG, WebP, AVIF, quality searched to fit) travel the same link with the
+each baseline codec (JPEG, WebP, AVIF, quality searched to fit; the ``-ra`` variants also
+pick the resolution by MSE) travel the same link with the
 same MCS (genie choice at 10 % BLER for ``--snr``) and the same budget of ρ·3·H·W channel
 uses. ``OUT`` gets, per image ``NAME``:
 
 * ``NAME.gsc.png``: what gsc's receiver shows;
-* ``NAME.side_by_side.png``: the original, gsc, then each baseline, labelled;
+* ``NAME.side_by_side.png``: the original, gsc, then each baseline, labelled (``webp-ra``,
+  the resolution-adaptive WebP, with the size it coded);
 
 and ``send.json``: the configuration, and per image its size, budget (bits, channel uses, ρ,
 MCS), gsc's layers (bytes, codec, resolution, received or erased), the frames sent and lost,
@@ -39,8 +41,9 @@ from gsc_phy.config import ConfigError, parse_rate
 
 __all__ = ["SendConfig", "send_images", "send_command", "SEND_BASELINES"]
 
-#: baselines sent next to gsc by default (codec + the same LDPC link)
-SEND_BASELINES = ("jpeg", "webp", "avif")
+#: baselines sent next to gsc by default (codec + the same LDPC link; ``-ra``: the
+#: transmitter also picks the resolution, :mod:`gsc_semantic.resolution_adaptive`)
+SEND_BASELINES = ("jpeg", "webp", "avif", "webp-ra")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,9 @@ def _label(method: str, entry: dict) -> str:
         return f"{method}: does not fit the budget"
     if not entry.get("delivered", True):
         return f"{method}: lost on the link"
-    return f"{method} {entry['metrics']['psnr']:.1f} dB"
+    size = entry.get("resolution")
+    at = f" @{size[1]}x{size[0]}" if method.endswith("-ra") and size else ""
+    return f"{method}{at} {entry['metrics']['psnr']:.1f} dB"
 
 
 def _stem(path: str, used: set[str]) -> str:
@@ -111,12 +116,12 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
     writes ``OUT`` and returns the ``send.json`` document."""
     from tqdm import tqdm
 
-    from .baselines import SeparationBaseline
     from .data.user_images import load_user_images
     from .evaluate import Scorer, mean_image
     from .photo_layers import layer_summary
     from .photo_link import PhotoLink
     from .photo_receiver import PhotoPrior
+    from .resolution_adaptive import codec_baseline
     from .scenarios.common import link_context, link_transport, parse_link
 
     spec = parse_link(config.link)
@@ -135,7 +140,7 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
                                  align_corners=False)[0].clamp(0, 1)
             kw = {"transport": transport, "fill": fill, "seed": config.seed}
             links[shape] = {"gsc": PhotoLink(prior, config.channel, config.rho, **kw)} | {
-                b: SeparationBaseline(b, config.channel, config.rho, **kw)
+                b: codec_baseline(b, config.channel, config.rho, **kw)
                 for b in config.baselines}
         return links[shape]
 
@@ -212,7 +217,8 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
 @click.option("--prior", default="compact", show_default=True,
               help="The receiver's prior: compact, teacher, student or bicubic")
 @click.option("--baselines", default=",".join(SEND_BASELINES), show_default=True,
-              help="Codecs sent next to gsc (jpeg, webp, avif; empty for none)")
+              help="Codecs sent next to gsc (jpeg, webp, avif, and -ra for the "
+                   "resolution-adaptive ones: jpeg-ra, webp-ra, avif-ra; empty for none)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="runs/send", show_default=True)
 @click.option("--quiet", is_flag=True)
@@ -221,11 +227,13 @@ def send_command(images, snr_db, ratio, channel, link_text, prior, baselines, se
     """Send your own pictures (files or folders) through gsc and the baselines; writes
     OUT/NAME.gsc.png, OUT/NAME.side_by_side.png and OUT/send.json."""
     from .photo_receiver import PRIORS
+    from .resolution_adaptive import CODEC_BASELINES
 
     names = tuple(b for b in (s.strip() for s in baselines.split(",")) if b)
-    bad = [b for b in names if b not in SEND_BASELINES]
+    bad = [b for b in names if b not in CODEC_BASELINES]
     if bad:
-        raise ConfigError(f"--baselines: unknown {bad}; choose from {', '.join(SEND_BASELINES)}")
+        raise ConfigError(f"--baselines: unknown {bad}; choose from "
+                          f"{', '.join(CODEC_BASELINES)}")
     if prior not in PRIORS:
         raise ConfigError(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
     try:

@@ -74,13 +74,35 @@ def _rows(snrs, gsc_perc, base_perc, gsc_cons):
     return rows
 
 
+def test_adaptive_targets_and_margins():
+    """The resolution-adaptive codecs are judged separately (15 % at <= 5 dB), are not
+    counted among the full-size codecs, and gsc's margin is reported at every SNR."""
+    snrs = [-5, 0, 5, 10, 15, 20]
+    rows = _rows(snrs, [1.0, 0.9, 0.8, 0.7, 0.6, 0.5], [1.5] * 6, [0.9] * 6)
+    ra = [1.2, 1.0, 0.9, 0.75, 0.55, 0.45]  # 17 % / 10 % / 11 % better than gsc's losses
+    for s, v in zip(snrs, ra, strict=True):
+        rows.append({"method": "webp-ra", "ratio": 1 / 12, "snr_db": float(s), "psnr": 20.0,
+                     "ms_ssim": 0.5, "perceptual": v, "consistency": 0.5})
+    t = check_targets(rows)
+    assert t["perceptual_below_every_codec"]["pass"] is True  # jpeg only
+    assert t["perceptual_below_every_codec"]["baselines"] == ["jpeg"]
+    below = t["perceptual_below_every_adaptive"]
+    assert below["pass"] is False and below["failing_snr_db"] == [15.0, 20.0]
+    assert below["margin_by_snr_db"]["-5"] == pytest.approx(1 - 1.0 / 1.2, abs=1e-4)
+    assert below["margin_by_snr_db"]["20"] < 0
+    low = t["perceptual_15pct_below_adaptive_at_low_snr"]
+    assert low["required"] == 0.15 and low["failing_snr_db"] == [0.0, 5.0]
+    assert t["perceptual_below_every_baseline"]["pass"] is False  # counts webp-ra too
+
+
 def test_targets_pass_and_fail_from_the_data():
     snrs = list(range(-5, 21))
     gsc = list(np.linspace(0.9, 0.5, 26))
     base = [1.4] * 26
     cons = list(np.linspace(0.82, 0.99, 26))
     good = check_targets(_rows(snrs, gsc, base, cons))
-    assert all(good[k]["pass"] for k in good), good
+    assert all(good[k]["pass"] for k in good if "adaptive" not in k), good
+    assert good["perceptual_below_every_adaptive"]["pass"] is None  # no -ra rows
     assert good["no_cliff"]["max_fraction"] <= CLIFF_MAX_FRACTION
 
     worse = list(gsc)

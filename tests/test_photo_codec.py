@@ -215,6 +215,7 @@ def send_inputs(tmp_path_factory):
     (["{d}/folder/photo.jpg", "--ratio", "lots"], "--ratio"),
     (["{d}/folder/photo.jpg", "--prior", "magic"], "--prior"),
     (["{d}/folder/photo.jpg", "--link", "carrier-pigeon"], "--link"),
+    (["{d}/folder/photo.jpg", "--baselines", "webp,gif-ra"], "--baselines"),
 ])
 def test_send_bad_input_is_one_line_and_exit_2(send_inputs, tmp_path, capsys, args, msg):
     argv = ["send", *[a.format(d=send_inputs) for a in args], "--out", str(tmp_path),
@@ -227,7 +228,7 @@ def test_send_bad_input_is_one_line_and_exit_2(send_inputs, tmp_path, capsys, ar
 def test_send_processes_a_folder_and_names_what_it_skipped(send_inputs, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["send", str(send_inputs / "folder"), "--snr", "10", "--ratio", "1/12",
-            "--prior", "bicubic", "--baselines", "webp", "--out", str(out)]
+            "--prior", "bicubic", "--baselines", "webp,webp-ra", "--out", str(out)]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "skipped" in err and "tiny.png" in err and "broken.png" in err
@@ -238,8 +239,12 @@ def test_send_processes_a_folder_and_names_what_it_skipped(send_inputs, tmp_path
     layers = entry["gsc"]["layers"]
     assert 8 * sum(layer["bytes"] for layer in layers) <= entry["budget"]["payload_bits"]
     assert entry["gsc"]["layers_sent"] == len(layers) > 0
-    for m in ("gsc", "webp"):
+    for m in ("gsc", "webp", "webp-ra"):
         assert set(entry[m]["metrics"]) == {"psnr", "ms_ssim", "perceptual", "consistency"}
+    assert entry["webp"]["resolution"] == [96, 128]
+    h, w = entry["webp-ra"]["resolution"]  # the adaptive one keeps the aspect
+    assert h <= 96 and abs(w / h - 128 / 96) < 0.1
+    assert entry["webp-ra"]["bytes"] <= entry["webp-ra"]["budget_bytes"]
     assert entry["gsc"]["metrics"]["psnr"] > 20
     for name in ("photo.gsc.png", "photo.side_by_side.png"):
         with Image.open(out / name) as im:
@@ -252,13 +257,16 @@ def test_eval_on_a_user_folder_crops_to_256_and_lists_the_skipped(send_inputs, t
     arr = (_photo(300, 200, seed=6).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     Image.fromarray(arr).save(folder / "tall.png")
     out = tmp_path / "eval"
-    argv = ["eval", "--data", str(folder), "--methods", "gsc-bicubic,webp,capacity",
+    argv = ["eval", "--data", str(folder), "--methods", "gsc-bicubic,webp,webp-ra,capacity",
             "--snr", "10", "--ratio", "1/12", "--trials", "1", "--out", str(out), "--quiet"]
     assert main(argv) == 0
     doc = json.loads((out / "eval.json").read_text())
     rows = {r["method"]: r for r in doc["rows"]}
-    assert set(rows) == {"gsc-bicubic", "webp", "capacity"}
+    assert set(rows) == {"gsc-bicubic", "webp", "webp-ra", "capacity"}
     assert rows["gsc-bicubic"]["delivered"] == 1.0
+    res = rows["webp-ra"]["resolution"]
+    assert res["not_sent"] == 0 and sum(res["sizes"].values()) == doc["config"]["num_images"]
+    assert "coded resolution" in (out / "eval.md").read_text()
     skipped = json.dumps(doc["config"])
     assert "tiny.png" in skipped and "broken.png" in skipped
 
