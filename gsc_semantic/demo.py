@@ -25,7 +25,8 @@ DEMO_RATIOS = [1 / 48, 1 / 12]
 #: per dataset: gsc, its ablation (Fashion-MNIST: the MSE head; photos: the layers without
 #: the prior), the codec baselines and the capacity bound
 DEMO_METHODS = {"fmnist": ["gsc", "gsc-mse", "jpeg", "webp", "capacity"],
-                "photos": ["gsc", "gsc-bicubic", "jpeg", "webp", "avif", "capacity"]}
+                "photos": ["gsc", "gsc-bicubic", "jpeg", "webp", "avif", "webp-ra",
+                           "capacity"]}
 
 
 def _table(doc: dict) -> str:

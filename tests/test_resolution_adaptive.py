@@ -110,16 +110,19 @@ def test_bad_scale_index_is_a_codec_error():
         decode_adaptive(b"", "webp", (3, 64, 64))
 
 
-def test_no_evaluation_network_is_imported():
-    """The search uses MSE only: the module imports no metric or classifier, and running it
-    loads none of them."""
-    path = os.path.join(ROOT, "gsc_semantic", "resolution_adaptive.py")
+@pytest.mark.parametrize("module", ["resolution_adaptive", "photo_layers", "baselines"])
+def test_no_evaluation_network_is_imported(module):
+    """Transmitters choose by MSE only (the README's rule, gsc's layers included): the
+    module imports no metric or classifier, and encoding with it loads none of them."""
+    path = os.path.join(ROOT, "gsc_semantic", f"{module}.py")
     tree = ast.parse(open(path).read())
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any(k in m for m in names for k in ("metrics", "efficientnet", "classifier"))
     code = ("import sys, torch; from gsc_semantic.resolution_adaptive import encode_adaptive;"
+            "from gsc_semantic.photo_layers import encode_layers;"
             "encode_adaptive(torch.rand(3, 64, 64), 'webp', 300);"
+            "encode_layers(torch.rand(3, 64, 64), 2000);"
             "bad = [m for m in sys.modules if m.startswith('efficientnet') or m in ("
             "'gsc_semantic.metrics', 'gsc_semantic.efficientnet_lite', "
             "'gsc_semantic.classifier')]; print(bad); sys.exit(1 if bad else 0)")

@@ -93,7 +93,7 @@ def test_road_cli_writes_tables_figures_report(tiny_checkpoints, tmp_path):
     doc = json.loads((out / "road.json").read_text())
     assert doc["snr_kind"] == "esno" and doc["seed"] == 0 and doc["versions"]["torch"]
     rows = {(r["method"], r["snr_db"]): r for r in doc["rows"]}
-    assert set(rows) == {(m, s) for m in ("gsc-uep", "gsc-single", "jpeg", "webp")
+    assert set(rows) == {(m, s) for m in ("gsc-uep", "gsc-single", "jpeg", "webp", "webp-ra")
                          for s in (-10.0, 30.0)}
     budget = 3 * 64 * 64 / 6
     for r in doc["rows"]:

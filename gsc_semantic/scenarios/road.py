@@ -10,7 +10,8 @@ all layers at the same budget. The receiver regenerates the scene from the class
 the latent layers that arrived.
 Baselines: JPEG and WebP + 5G LDPC with genie link adaptation at the same channel-use
 budget (:class:`gsc_semantic.baselines.SeparationBaseline`; a lost image shows the mean
-training scene).
+training scene), and ``webp-ra``, WebP at the resolution the transmitter picks by MSE
+(:mod:`gsc_semantic.resolution_adaptive`).
 
 Metrics on each received image: the in-project segmenter's mIoU and detection F1
 (vehicle/pedestrian components, IoU 0.5) against the ground truth of the procedural
@@ -49,6 +50,7 @@ from gsc_semantic.codec import (
 )
 from gsc_semantic.eval_plots import tile
 from gsc_semantic.metrics import EffNetPerceptualDistance, miou, psnr, ssim
+from gsc_semantic.resolution_adaptive import CODEC_BASELINES, codec_baseline
 
 from .common import (
     LinkSpec,
@@ -80,7 +82,7 @@ __all__ = ["DEFAULT_RHO", "UEP_MARGIN_DB", "METHODS", "COLUMNS", "load_road_mode
 DEFAULT_RHO = 1 / 4
 #: the class map's MCS may be up to this much less robust than the most robust that fits
 UEP_MARGIN_DB = 2.5
-METHODS = ("gsc-uep", "gsc-single", "jpeg", "webp")
+METHODS = ("gsc-uep", "gsc-single", "jpeg", "webp", "webp-ra")
 COLUMNS = ("method", "snr_db", "miou", "f1", "psnr", "ssim", "feature_distance",
            "layers_received", "delivered", "channel_uses", "rho", "mcs")
 #: Extra columns with ``--trials`` > 1 (95 % Student-t half-widths over the trials).
@@ -291,8 +293,8 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
              "gsc-single": LayeredLink(channel, rho, codec.layer_bits, "single",
                                        link=transport, image_shape=shape)}
     fill = render_scenes(256, size, seed, "val")[0].mean(0)
-    bases = {c: SeparationBaseline(c, channel, rho, fill=fill, seed=seed, transport=transport)
-             for c in ("jpeg", "webp")}
+    bases = {c: codec_baseline(c, channel, rho, fill=fill, seed=seed, transport=transport)
+             for c in METHODS if c in CODEC_BASELINES}
     refs = [{"method": "original", **scorer(images)},
             {"method": "gsc-all-layers-error-free",
              **scorer(codec.decode_layers(layers, torch.zeros(n, len(layers), dtype=bool)))},
@@ -319,7 +321,7 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
                 first["loopback"] = transport.take()
             rows.append({"method": m, "snr_db": snr, **first, **aggregate_trials(per_trial)})
         echo(f"[road] Es/N0 {snr:g} dB: " + ", ".join(
-            f"{r['method']} mIoU {r['miou']:.2f} F1 {r['f1']:.2f}" for r in rows[-4:]))
+            f"{r['method']} mIoU {r['miou']:.2f} F1 {r['f1']:.2f}" for r in rows[-len(METHODS):]))
         names = ["original"] + (["true classes"] if truth else []) + list(METHODS)
         grid = _labelled([images[:shown]] + truth + [recons[m][:shown] for m in METHODS],
                          names, f"{channel}, Es/N0 {snr:g} dB, rho {rho:.4g}")
