@@ -161,8 +161,8 @@ def test_run_meeting_tiny_clip_writes_files(tmp_path):
                  "meeting_snr0.png", "meeting_snr20.png"):
         assert (tmp_path / name).is_file(), name
     saved = json.loads((tmp_path / "meeting.json").read_text())
-    assert {r["method"] for r in saved["rows"]} == {"gsc", "h264", "jpeg"}
-    assert len(saved["rows"]) == 6 and saved["snr_kind"] == "esno"
+    assert {r["method"] for r in saved["rows"]} == {"gsc", "h264", "jpeg", "jpeg-ra"}
+    assert len(saved["rows"]) == 8 and saved["snr_kind"] == "esno"
     gsc20 = next(r for r in doc["rows"] if r["method"] == "gsc" and r["snr_db"] == 20.0)
     assert gsc20["frames_ok"] == 3 and gsc20["channel_uses_per_frame"] <= 4096.0
     eq = saved["equal_nme"]

@@ -20,7 +20,8 @@ layers -> previous keypoints; lost reference -> mid-gray frames.
 
 **Baselines** at the same ``ρ`` on the same link, with genie link adaptation per SNR:
 H.264 (libx264 through PyAV, :mod:`.meeting_h264`) and per-frame JPEG
-(:class:`gsc_semantic.baselines.SeparationBaseline`, freeze-frame on loss).
+(:class:`gsc_semantic.baselines.SeparationBaseline`, freeze-frame on loss), and ``jpeg-ra``,
+JPEG at the resolution its transmitter picks by MSE (:mod:`gsc_semantic.resolution_adaptive`).
 
 **Metrics** (:mod:`.meeting_metrics`): NME of the landmark model on the shown frames
 against the original's landmarks (exact ones for synthetic clips), PSNR, SSIM,
@@ -53,12 +54,12 @@ from gsc_phy.config import ConfigError
 from gsc_semantic.baselines import (
     AdaptiveLink,
     Encoded,
-    SeparationBaseline,
     decode,
     encode,
     encode_to_fit,
 )
 from gsc_semantic.codec import checkpoints_root
+from gsc_semantic.resolution_adaptive import codec_baseline
 from gsc_semantic.scenarios.common import (
     LinkSpec,
     ReportSection,
@@ -94,7 +95,9 @@ from gsc_semantic.scenarios.meeting_train import KEYPOINTS_NAME, LANDMARKS_NAME,
 __all__ = ["run_meeting", "GscMeeting", "load_meeting_clip", "load_models", "METHODS",
            "COLUMNS", "EQUAL_NME_SETTINGS", "meeting_versions"]
 
-METHODS = ("gsc", "h264", "jpeg")
+METHODS = ("gsc", "h264", "jpeg", "jpeg-ra")
+#: the per-frame image-codec baselines (freeze-frame on loss)
+CODEC_METHODS = ("jpeg", "jpeg-ra")
 COLUMNS = ("method", "snr_db", "nme", "psnr", "ssim", "feature_distance", "temporal_error",
            "channel_uses_per_frame", "rho", "frames_ok", "frames_without_detection", "mcs")
 #: Extra columns with ``--trials`` > 1 (95 % Student-t half-widths over the trials).
@@ -283,7 +286,7 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
                 equal_nme_settings: Sequence[GscSetting] = EQUAL_NME_SETTINGS,
                 trials: int = 1) -> dict:
     """Run the meeting scenario and write ``OUT/meeting.json``, ``meeting.md``, plots,
-    strips, a side-by-side GIF (original | gsc | h264 | jpeg) and ``report.html``.
+    strips, a side-by-side GIF (original | gsc | h264 | jpeg | jpeg-ra) and ``report.html``.
 
     :param clip: ``procedural``, ``astronaut``, ``grace_hopper``, a video file or a folder of
         frames.
@@ -312,8 +315,8 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     gsc = GscMeeting(data.frames, lm_tx, present, decoder, channel, rho,
                      KeypointCodec(basis, size=SIZE), keypoint_share, link=transport)
     h264 = H264Link(channel, rho, seed=seed, transport=transport)
-    jpeg = SeparationBaseline("jpeg", channel, rho, on_loss="previous", seed=seed,
-                              transport=transport)
+    codecs = {c: codec_baseline(c, channel, rho, on_loss="previous", seed=seed,
+                                transport=transport) for c in CODEC_METHODS}
     counters = (lambda: transport.take()) if transport != "sim" else (lambda: None)
     metrics = FrameMetrics(landmark_net)
     budget_cu = rho * 3 * SIZE * SIZE
@@ -333,22 +336,25 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
             h_t = h264(data.frames, snr, channel_seed=cs)
             streamed_t["h264"] = counters()
             sent["h264"] = h_t.frames
-            link_context(transport, "jpeg")
-            j_t = jpeg(x, snr, channel_seed=cs)
-            streamed_t["jpeg"] = counters()
-            sent["jpeg"] = (j_t.images.permute(0, 2, 3, 1).numpy() * 255).round().astype(
-                np.uint8)
+            c_t = {}
+            for c, base in codecs.items():
+                link_context(transport, c)
+                c_t[c] = base(x, snr, channel_seed=cs)
+                streamed_t[c] = counters()
+                sent[c] = (c_t[c].images.permute(0, 2, 3, 1).numpy() * 255).round().astype(
+                    np.uint8)
             ok_t = {"gsc": g_rec_t["frames_ok"], "h264": h_t.counts.get("delivered", 0),
-                    "jpeg": int(sum(r.delivered for r in j_t.records))}
+                    **{c: int(sum(r.delivered for r in c_t[c].records)) for c in codecs}}
             for m in METHODS:
                 res = metrics(sent[m], data.frames, true_lm)
                 per_trial[m].append({"res": res, "frames_ok": ok_t[m],
                                      "loopback": streamed_t[m]})
             if tr == 0:
-                shown, g_rec, h, j, ok = sent, g_rec_t, h_t, j_t, ok_t
+                shown, g_rec, h, cod, ok = sent, g_rec_t, h_t, c_t, ok_t
         cu = {"gsc": gsc.channel_uses_per_frame, "h264": h.channel_uses / t,
-              "jpeg": float(np.mean([r.channel_uses for r in j.records]))}
-        mcs = {"gsc": g_rec["mcs"], "h264": h.mcs, "jpeg": j.records[0].mcs}
+              **{c: float(np.mean([r.channel_uses for r in cod[c].records])) for c in codecs}}
+        mcs = {"gsc": g_rec["mcs"], "h264": h.mcs,
+               **{c: cod[c].records[0].mcs for c in codecs}}
         for m in METHODS:
             first = per_trial[m][0]["res"]
             stats = aggregate_trials([
@@ -370,14 +376,16 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
                         "h264": {"crf": h.crf, "bytes": h.bytes_sent,
                                  "budget_bytes": h.budget_bytes, "frames": h.counts,
                                  "blocks": h.blocks, "blocks_failed": h.blocks_failed},
-                        "jpeg": {"delivered": ok["jpeg"],
-                                 "quality": [r.quality for r in j.records],
-                                 "budget_bytes": j.budget.payload_bytes}})
+                        **{c: {"delivered": ok[c],
+                               "quality": [r.quality for r in cod[c].records],
+                               "resolution": [r.resolution for r in cod[c].records],
+                               "budget_bytes": cod[c].budget.payload_bytes}
+                           for c in codecs}})
         strips.append((snr, _strip(shown)))
         if snr == compare_snr:
             gif_frames = shown
         echo(f"  Es/N0 {snr:g} dB: " + ", ".join(
-            f"{r['method']} NME {r['nme']:.3f} PSNR {r['psnr']:.1f}" for r in rows[-3:]))
+            f"{r['method']} NME {r['nme']:.3f} PSNR {r['psnr']:.1f}" for r in rows[-len(METHODS):]))
     gsc_row = next(r for r in rows if r["method"] == "gsc" and r["snr_db"] == compare_snr)
     as_run = {"method": "gsc", "snr_db": compare_snr, "policy": "as run",
               "setting": f"K={gsc.codec.components} step={gsc.codec.step:g} every "
