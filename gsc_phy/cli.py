@@ -39,6 +39,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "train": "gsc_semantic.train:train",
     "train-classifier": "gsc_semantic.classifier:train_classifier",
     "train-student": "gsc_semantic.prior_student:train_student_command",
+    "train-jscc": "gsc_semantic.deepjscc_train:train_jscc_command",
     "scenario": "gsc_semantic.scenarios.cli:scenario",
     "send": "gsc_semantic.send:send_command",
 }

@@ -237,16 +237,22 @@ class Receiver(Block):
             return h_hat, torch.zeros((), device=y.device)
         return self._estimator(y, no)
 
-    def call(self, y: torch.Tensor, no: torch.Tensor, h_eff: torch.Tensor):
-        f = self.frame
+    def equalize(self, y: torch.Tensor, no: torch.Tensor, h_eff: torch.Tensor):
+        """Channel estimation and LMMSE equalisation only: the equalised data symbols and
+        their noise variances, [batch, 1, S, Ndata] each, plus ``(h_hat, err_var)``. A
+        stream without power (water-filling switched it off) has no information: it comes
+        out as an erasure (x_hat = 0, no_eff = 1e9) instead of NaNs."""
         h_hat, err_var = self.estimate(y, no, h_eff)
         x_hat, no_eff = self._equalizer(y, h_hat, err_var, no)  # [B, 1, S, Ndata]
-        # A stream without power (water-filling switched it off) has no information:
-        # make it an erasure (x_hat = 0, huge noise) instead of NaNs.
         bad = ~(torch.isfinite(x_hat) & torch.isfinite(no_eff))
         if bool(bad.any()):
             x_hat = torch.where(bad, torch.zeros_like(x_hat), x_hat)
             no_eff = torch.where(bad, torch.full_like(no_eff, 1e9), no_eff)
+        return x_hat, no_eff, (h_hat, err_var)
+
+    def call(self, y: torch.Tensor, no: torch.Tensor, h_eff: torch.Tensor):
+        f = self.frame
+        x_hat, no_eff, (h_hat, err_var) = self.equalize(y, no, h_eff)
         if self._kbest is not None:
             llr = self._kbest(y, h_hat, err_var, no)
         else:
@@ -352,3 +358,40 @@ class Link(Block):
         if block_ok is None:  # uncoded: a block is the frame's bits
             block_ok = (bits_hat == bits).all(dim=-1)
         return LinkOutput(bits, bits_hat, block_ok, llr, x, x_hat, no_eff)
+
+    def send_symbols(self, x: torch.Tensor, snr_db: float):
+        """Send arbitrary complex data symbols (analog transmission, e.g. DeepJSCC) through
+        the same grid, channel, pilots, estimator and equaliser as the coded frames.
+
+        :input x: [frames, streams, data_symbols] complex, one frame's data REs per row
+            (Sionna's grid order, as :class:`Transmitter` maps bits); unit average energy
+            per RE is the caller's business (Es/N0 counts 1).
+        :input snr_db: One SNR point (kind from ``cfg.snr_kind``).
+        :output x_hat, no_eff: [frames, streams, data_symbols] equalised symbols and their
+            noise variances (slot repetitions chase-combined).
+
+        Example::
+
+            >>> link = Link(LinkConfig(uncoded=True, estimator="ls"), device="cpu")
+            >>> ff = link.frame
+            >>> x = torch.ones(2, ff.num_streams, ff.data_symbols_per_stream, dtype=torch.complex64)
+            >>> x_hat, no_eff = link.send_symbols(x, 30.0)
+            >>> x_hat.shape == x.shape, bool((x_hat - x).abs().mean() < 0.1)
+            (True, True)
+        """
+        no_val = self.frame.noise_variance(float(snr_db), self.cfg.snr_kind)
+        no = torch.tensor(no_val, dtype=torch.float32, device=self.device)
+        x = x.to(self.device, torch.complex64)
+        batch_size = x.shape[0]
+        x_rg = self.transmitter._rg_mapper(x[:, None])
+        h_eff = self.effective_channel(batch_size, no_val)
+        r = self.frame.repetitions
+        if r > 1:
+            x_rg, h_eff = x_rg.repeat_interleave(r, 0), h_eff.repeat_interleave(r, 0)
+        y = self._apply_channel(x_rg, h_eff, no)
+        x_hat, no_eff, _ = self.receiver.equalize(y, no, h_eff)
+        if r > 1:
+            b = x_hat.shape[0] // r
+            x_hat = x_hat.reshape(b, r, *x_hat.shape[1:]).mean(1)
+            no_eff = no_eff.reshape(b, r, *no_eff.shape[1:]).mean(1) / r
+        return x_hat[:, 0], no_eff[:, 0]
