@@ -85,7 +85,29 @@ _TARGET_TEXT = {
                                                   "resolution-adaptive codecs, SNR <= 5 dB",
     "no_cliff": "no cliff: adjacent-point change <= 15 % of range (1 dB steps)",
     "consistency_from_0db": "semantic consistency >= 0.8 at SNR >= 0 dB",
+    "perceptual_below_deepjscc": "feature distance below DeepJSCC / DeepJSCC-Q, -5..20 dB",
 }
+_JSCC_TEXT = {
+    "psnr_above_codecs_at_low_snr": "PSNR above JPEG/WebP/AVIF + LDPC, SNR <= 5 dB",
+    "no_cliff": "no PSNR cliff: adjacent-point change <= 15 % of range (1 dB steps)",
+    "psnr_vs_capacity_at_20db": "PSNR at 20 dB vs the capacity bound",
+}
+
+
+def _jscc_verdict(target: str, res: dict) -> str:
+    word = "n/a" if res["pass"] is None else ("**pass**" if res["pass"] else "**FAIL**")
+    if target == "psnr_above_codecs_at_low_snr" and res["margin_db_by_snr_db"]:
+        worst = min(res["margin_db_by_snr_db"].values())
+        return f"{word} (smallest margin {worst:+.2f} dB)"
+    if target == "no_cliff":
+        lo, hi = res["between_db"] or (None, None)
+        where = f", {lo:g}→{hi:g} dB" if lo is not None else ""
+        return f"{word} (max {100 * res['max_fraction']:.0f} %{where})"
+    if target == "psnr_vs_capacity_at_20db" and res["psnr_db"] is not None:
+        cap = res["capacity_psnr_db"]
+        return (f"{res['psnr_db']:.2f} dB" + (f" vs {cap:.2f} dB ({res['difference_db']:+.2f})"
+                                             if cap is not None else " (no capacity row)"))
+    return word
 
 
 def _pm(value: float, ci: float | None, digits: int) -> str:
@@ -182,5 +204,12 @@ def markdown_tables(doc: dict) -> str:
                 parts.append("|---|---|")
                 parts += [f"| {_TARGET_TEXT[k]} | {_verdict(k, v)} |"
                           for k, v in targets.items()]
+        for name in ("deepjscc", "deepjscc-q"):
+            if summary.get(name):
+                parts.append(f"\n{name} criteria, ρ = {label}:\n")
+                parts.append("| criterion | result |")
+                parts.append("|---|---|")
+                parts += [f"| {_JSCC_TEXT[k]} | {_jscc_verdict(k, v)} |"
+                          for k, v in summary[name].items()]
         parts.append("")
     return "\n".join(parts) + "\n"

@@ -20,7 +20,16 @@ issue's pass/fail targets, computed from the eval rows (never assumed).
   - ``no_cliff``: no quality metric changes by more than 15 % of its range between adjacent
     SNR points (judged only on sweeps with steps of at most 1 dB; ``pass`` is ``None``
     otherwise);
-  - ``consistency_from_0db``: semantic consistency >= 0.8 at every swept SNR >= 0 dB.
+  - ``consistency_from_0db``: semantic consistency >= 0.8 at every swept SNR >= 0 dB;
+  - ``perceptual_below_deepjscc``: below the learned JSCC baselines (``deepjscc``,
+    ``deepjscc-q``) at every swept SNR (they count among "every baseline" too, not among
+    the codecs).
+
+* the ``deepjscc`` entry (:func:`check_deepjscc`, when DeepJSCC was evaluated), the issue's
+  criteria for the learned baseline itself: ``psnr_above_codecs_at_low_snr`` (PSNR above
+  JPEG, WebP and AVIF + LDPC at every swept SNR <= 5 dB), ``no_cliff`` (its PSNR changes by
+  at most 15 % of its range between adjacent SNR points <= 1 dB apart) and
+  ``psnr_vs_capacity_at_20db`` (reported, no pass/fail).
 
 Example::
 
@@ -39,8 +48,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["QUALITY_METRICS", "TARGETS", "mean_ci95", "largest_step", "cliff_table",
-           "check_targets", "summarize", "ratio_label"]
+__all__ = ["QUALITY_METRICS", "TARGETS", "DEEPJSCC_TARGETS", "mean_ci95", "largest_step",
+           "cliff_table", "check_targets", "check_deepjscc", "summarize", "ratio_label"]
 
 QUALITY_METRICS = ("psnr", "ms_ssim", "perceptual", "consistency")
 SNR_RANGE_DB = (-5.0, 20.0)
@@ -48,6 +57,8 @@ LOW_SNR_DB = 5.0
 LOW_SNR_REDUCTION = 0.30
 ADAPTIVE_LOW_SNR_REDUCTION = 0.15
 ADAPTIVE_SUFFIX = "-ra"  # resolution-adaptive baselines (gsc_semantic.resolution_adaptive)
+JSCC_PREFIX = "deepjscc"  # learned JSCC baselines (gsc_semantic.deepjscc_link)
+FULL_SIZE_CODECS = ("jpeg", "webp", "avif")
 CLIFF_MAX_FRACTION = 0.15
 CLIFF_MAX_STEP_DB = 1.0
 CONSISTENCY_MIN = 0.8
@@ -55,7 +66,8 @@ CONSISTENCY_FROM_DB = 0.0
 TARGETS = ("perceptual_below_every_baseline", "perceptual_30pct_lower_at_low_snr",
            "perceptual_below_every_codec", "perceptual_30pct_below_codecs_at_low_snr",
            "perceptual_below_every_adaptive", "perceptual_15pct_below_adaptive_at_low_snr",
-           "no_cliff", "consistency_from_0db")
+           "no_cliff", "consistency_from_0db", "perceptual_below_deepjscc")
+DEEPJSCC_TARGETS = ("psnr_above_codecs_at_low_snr", "no_cliff", "psnr_vs_capacity_at_20db")
 
 
 def ratio_label(rho: float) -> str:
@@ -154,7 +166,8 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
     out: dict[str, dict] = {}
     out["perceptual_below_every_baseline"], out["perceptual_30pct_lower_at_low_snr"] = \
         _margins(rows, gsc, others)
-    codecs = [m for m in others if m != "capacity" and not m.endswith(ADAPTIVE_SUFFIX)]
+    codecs = [m for m in others if m != "capacity" and not m.endswith(ADAPTIVE_SUFFIX)
+              and not m.startswith(JSCC_PREFIX)]
     out["perceptual_below_every_codec"], out["perceptual_30pct_below_codecs_at_low_snr"] = \
         _margins(rows, gsc, codecs)
     adaptive = [m for m in others if m.endswith(ADAPTIVE_SUFFIX)]
@@ -176,6 +189,9 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
         **({} if decidable else {"reason": f"needs >= 3 SNR points {CLIFF_MAX_STEP_DB:g} dB "
                                            "apart or closer"})}
 
+    jscc = [m for m in others if m.startswith(JSCC_PREFIX)]
+    out["perceptual_below_deepjscc"] = _margins(rows, gsc, jscc)[0]
+
     cons = _by_snr(rows, method, "consistency")
     judged = [s for s in sorted(cons) if s >= CONSISTENCY_FROM_DB]
     failing = [s for s in judged if cons[s] < CONSISTENCY_MIN]
@@ -185,17 +201,62 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
     return out
 
 
+def check_deepjscc(rows: list[dict], method: str = "deepjscc") -> dict:
+    """The learned baseline's own criteria (:data:`DEEPJSCC_TARGETS`) from the rows of one
+    ratio: PSNR above every full-size codec + LDPC at every swept SNR <= 5 dB, no PSNR
+    cliff, and its PSNR at 20 dB next to the capacity bound's.
+
+    >>> rows = [{"method": m, "snr_db": s, "psnr": p, "ms_ssim": 0, "perceptual": 0,
+    ...          "consistency": 0} for m, s, p in [("deepjscc", 0.0, 25.0),
+    ...          ("jpeg", 0.0, 10.0), ("deepjscc", 1.0, 26.0), ("jpeg", 1.0, 12.0)]]
+    >>> check_deepjscc(rows)["psnr_above_codecs_at_low_snr"]["pass"]
+    True
+    """
+    mine = _by_snr(rows, method, "psnr")
+    present = set(r["method"] for r in rows)
+    codecs = [m for m in FULL_SIZE_CODECS if m in present]
+    low = [s for s in sorted(mine) if s <= LOW_SNR_DB
+           and all(s in _by_snr(rows, c, "psnr") for c in codecs)]
+    failing = {f"{s:g}": [c for c in codecs if _by_snr(rows, c, "psnr")[s] >= mine[s]]
+               for s in low}
+    failing = {k: v for k, v in failing.items() if v}
+    margin = {f"{s:g}": round(mine[s] - max(_by_snr(rows, c, "psnr")[s] for c in codecs), 3)
+              for s in low} if codecs else {}
+    out: dict[str, dict] = {"psnr_above_codecs_at_low_snr": {
+        "pass": (not failing) if (low and codecs) else None, "codecs": codecs,
+        "snr_db": low, "beaten_by": failing, "margin_db_by_snr_db": margin}}
+    snrs = sorted(mine)
+    max_step = float(np.max(np.diff(snrs))) if len(snrs) > 1 else math.inf
+    step = largest_step(*_curve(rows, method, "psnr"))
+    decidable = len(snrs) >= 3 and max_step <= CLIFF_MAX_STEP_DB + 1e-9
+    out["no_cliff"] = {"pass": (step["fraction"] <= CLIFF_MAX_FRACTION) if decidable else None,
+                       "metric": "psnr", "max_fraction": step["fraction"],
+                       "between_db": step["between_db"], "limit": CLIFF_MAX_FRACTION,
+                       "snr_step_db": max_step if len(snrs) > 1 else None}
+    cap = _by_snr(rows, "capacity", "psnr")
+    at = 20.0
+    out["psnr_vs_capacity_at_20db"] = {
+        "pass": None, "psnr_db": mine.get(at), "capacity_psnr_db": cap.get(at),
+        "difference_db": (round(mine[at] - cap[at], 3) if at in mine and at in cap
+                          else None)}
+    return out
+
+
 def summarize(rows: list[dict], method: str = "gsc") -> dict:
     """``{ratio label: {"cliff": cliff_table, "targets": check_targets}}`` over all ratios;
     targets only when ``method`` was evaluated; ``"targets_<name>"`` likewise for gsc's other
     outputs (``gsc-mse``, ``gsc-teacher``, ``gsc-student``, the ablation ``gsc-bicubic``)
-    when evaluated."""
+    when evaluated; ``"deepjscc"`` / ``"deepjscc-q"``: :func:`check_deepjscc` when those
+    were evaluated."""
     out = {}
     for rho in dict.fromkeys(r["ratio"] for r in rows):
         sub = [r for r in rows if r["ratio"] == rho]
         entry = {"ratio": rho, "cliff": cliff_table(sub)}
         if any(r["method"] == method for r in sub):
             entry["targets"] = check_targets(sub, method)
+        for jscc in ("deepjscc", "deepjscc-q"):
+            if any(r["method"] == jscc for r in sub):
+                entry[jscc] = check_deepjscc(sub, jscc)
         if method == "gsc":  # gsc's other receiver outputs, each judged the same way
             for other in ("gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic"):
                 if any(r["method"] == other for r in sub):

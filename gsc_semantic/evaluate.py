@@ -51,7 +51,7 @@ from gsc_phy.provenance import versions
 __all__ = ["METHODS", "evaluate", "load_eval_images", "eval_command"]
 
 METHODS = ("gsc", "gsc-mse", "gsc-teacher", "gsc-student", "gsc-bicubic", "jpeg", "webp",
-           "avif", "jpeg-ra", "webp-ra", "avif-ra", "capacity")
+           "avif", "jpeg-ra", "webp-ra", "avif-ra", "capacity", "deepjscc", "deepjscc-q")
 #: gsc's receiver outputs. Fashion-MNIST: the diffusion sample and the deterministic (MSE)
 #: head's estimate. Photos: the layers through Real-ESRGAN's compact pretrained prior,
 #: through the Real-ESRGAN x4plus teacher, through the distilled student, and bicubically
@@ -131,6 +131,11 @@ def _make_method(name: str, channel: str, rho: float, codec, steps: int, seed: i
                             sampler="mse" if name == "gsc-mse" else None)
     if name == "capacity":
         return CapacityBound(channel=channel, rho=rho, fill=fill)
+    if name in ("deepjscc", "deepjscc-q"):  # learned JSCC, shipped checkpoint per data and rho
+        from .deepjscc_link import make_deepjscc_method
+
+        return make_deepjscc_method(name, "photos" if photo else "fmnist", channel, rho,
+                                    seed=seed)
     return codec_baseline(name, channel, rho, seed=seed, fill=fill)
 
 
@@ -382,7 +387,9 @@ def _parse_ratios(text: str) -> list[float]:
               help="Default: gsc,gsc-mse,jpeg,webp,capacity (fmnist); "
                    "gsc,gsc-bicubic,jpeg,webp,avif,jpeg-ra,webp-ra,avif-ra,capacity (photos; "
                    "-ra: resolution-adaptive codecs; add gsc-student for the distilled "
-                   "prior, gsc-teacher for Real-ESRGAN x4plus, 1-9 s an image on 2 cores)")
+                   "prior, gsc-teacher for Real-ESRGAN x4plus, 1-9 s an image on 2 cores; "
+                   "deepjscc / deepjscc-q: the learned JSCC baselines, analog and 5G-QAM, "
+                   "from checkpoints/deepjscc_<data>_<rho>)")
 @click.option("--images", "num_images", type=int, default=32, show_default=True)
 @click.option("--trials", type=int, default=4, show_default=True,
               help="Independent channel/noise realisations per point (CI over trials)")
@@ -423,6 +430,11 @@ def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps,
                 click.echo(f"{name} targets rho={label}: " + ", ".join(
                     f"{k} {'n/a' if v['pass'] is None else ('PASS' if v['pass'] else 'FAIL')}"
                     for k, v in entry[key].items()))
+        for name in ("deepjscc", "deepjscc-q"):
+            if name in entry:
+                click.echo(f"{name} criteria rho={label}: " + ", ".join(
+                    f"{k} {'n/a' if v['pass'] is None else ('PASS' if v['pass'] else 'FAIL')}"
+                    for k, v in entry[name].items()))
     click.echo(f"wrote {os.path.join(out_dir, 'eval.json')} and eval.md")
 
 
