@@ -22,8 +22,8 @@ issue's pass/fail targets, computed from the eval rows (never assumed).
     otherwise);
   - ``consistency_from_0db``: semantic consistency >= 0.8 at every swept SNR >= 0 dB;
   - ``perceptual_below_deepjscc``: below the learned JSCC baselines (``deepjscc``,
-    ``deepjscc-q``) at every swept SNR (they count among "every baseline" too, not among
-    the codecs).
+    ``deepjscc-q``) at every swept SNR, present only when they were evaluated (they count
+    among "every baseline" too, not among the codecs).
 
 * the ``deepjscc`` entry (:func:`check_deepjscc`, when DeepJSCC was evaluated), the issue's
   criteria for the learned baseline itself: ``psnr_above_codecs_at_low_snr`` (PSNR above
@@ -190,7 +190,8 @@ def check_targets(rows: list[dict], method: str = "gsc") -> dict:
                                            "apart or closer"})}
 
     jscc = [m for m in others if m.startswith(JSCC_PREFIX)]
-    out["perceptual_below_deepjscc"] = _margins(rows, gsc, jscc)[0]
+    if jscc:  # only when the learned baselines were evaluated
+        out["perceptual_below_deepjscc"] = _margins(rows, gsc, jscc)[0]
 
     cons = _by_snr(rows, method, "consistency")
     judged = [s for s in sorted(cons) if s >= CONSISTENCY_FROM_DB]
