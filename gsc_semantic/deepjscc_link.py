@@ -5,8 +5,11 @@ straight onto the data resource elements of gsc_phy's grid (pilots, guard and DC
 cyclic prefix as for every method); ``deepjscc-q`` first maps each symbol to the nearest
 point of the 5G 16/64/256-QAM constellation (order by the average Es/N0,
 :func:`gsc_semantic.deepjscc.qam_order_for_snr`, or fixed with ``modulation``), no channel
-code. The receiver is gsc_phy's (:meth:`gsc_phy.link.Link.send_symbols`): LS channel
-estimation on the pilots by default (``estimator``), LMMSE equalisation; the decoder gets
+code. The receiver is gsc_phy's (:meth:`gsc_phy.link.Link.send_symbols`): the channel
+estimator of the link configuration (``estimator``: by default the one the codec
+baselines' link adaptation is calibrated with, ``LinkConfig().estimator`` = ``perfect``, so
+every method in ``gsc eval`` gets the same receiver; ``ls``: least squares on the pilots,
+linear interpolation; ``lmmse``), then LMMSE equalisation; the decoder gets
 the equalised symbols and is conditioned on the post-equalisation SNR of each image,
 ``-10 log10(mean no_eff)`` (plus the quantisation noise of the -Q order). For -Q the decoder
 reads the equalised symbols (soft), not hard QAM decisions.
@@ -58,12 +61,14 @@ __all__ = ["SymbolPlan", "plan_symbols", "grid_config", "DeepJSCCLink", "JSCCRec
 JSCC_METHODS = ("deepjscc", "deepjscc-q")
 
 
-def grid_config(channel: str = "awgn", estimator: str = "ls",
+def grid_config(channel: str = "awgn", estimator: str | None = None,
                 base_config: LinkConfig | None = None, seed: int = 0) -> LinkConfig:
     """The SISO gsc_phy configuration DeepJSCC sends on: the default OFDM numerology,
-    uncoded (the symbols are not bits: modulation and code do not apply), ``estimator``."""
+    uncoded (the symbols are not bits: modulation and code do not apply), ``estimator``
+    (default: ``base_config``'s, i.e. the baselines')."""
     base = base_config or LinkConfig()
-    return dataclasses.replace(base, channel=channel, estimator=estimator, uncoded=True,
+    return dataclasses.replace(base, channel=channel, estimator=estimator or base.estimator,
+                               uncoded=True,
                                modulation="qpsk", seed=seed, repetitions=1)
 
 
@@ -193,7 +198,8 @@ class DeepJSCCLink:
     :param rho: Bandwidth ratio.
     :param quantize: DeepJSCC-Q (5G QAM points, no code) instead of analog symbols.
     :param modulation: -Q order (``16qam``/``64qam``/``256qam``); ``None``: by SNR.
-    :param estimator: gsc_phy channel estimator (``ls`` default, ``perfect``, ``lmmse``).
+    :param estimator: gsc_phy channel estimator (``perfect``, ``ls``, ``lmmse``); default
+        ``base_config``'s (``perfect``, as the baselines' calibrated link adaptation).
     :param base_config: Other link settings (numerology, delay spread, speed).
     :param seed: Seeds Sionna's RNG at construction.
     :param device: Torch device of the link and model.
@@ -206,7 +212,7 @@ class DeepJSCCLink:
 
     def __init__(self, model: DeepJSCC, channel: str = "awgn", rho: float = 1 / 12, *,
                  quantize: bool = False, modulation: str | None = None,
-                 estimator: str = "ls", base_config: LinkConfig | None = None,
+                 estimator: str | None = None, base_config: LinkConfig | None = None,
                  seed: int = 0, device: str | None = None, frames_per_call: int = 64) -> None:
         from gsc_phy.link import Link
 
@@ -298,8 +304,8 @@ class DeepJSCCLink:
 
 
 def make_deepjscc_method(name: str, data: str, channel: str, rho: float, seed: int = 0,
-                         directory: str | None = None, device: str | None = None
-                         ) -> DeepJSCCLink:
+                         directory: str | None = None, device: str | None = None,
+                         estimator: str | None = None) -> DeepJSCCLink:
     """``deepjscc`` or ``deepjscc-q`` for ``gsc eval`` / ``gsc send`` with the shipped
     checkpoint ``checkpoints/deepjscc_<data>_<rho>`` (``data``: ``photos`` or
     ``fmnist``); a missing checkpoint is a :class:`~gsc_phy.config.ConfigError` naming the
@@ -308,5 +314,5 @@ def make_deepjscc_method(name: str, data: str, channel: str, rho: float, seed: i
         raise ConfigError(f"unknown DeepJSCC method {name!r}")
     model = load_deepjscc(data, rho, directory)
     return DeepJSCCLink(model, channel, rho, quantize=name == "deepjscc-q", seed=seed,
-                        device=device)
+                        device=device, estimator=estimator)
 

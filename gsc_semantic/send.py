@@ -3,7 +3,9 @@
 Each image keeps its own size (any size and aspect, >= 64 px a side; a 768x512 photo is
 coded as 768x512, the prior running in seamless tiles). For every image gsc's layers and
 each baseline codec (JPEG, WebP, AVIF, quality searched to fit; the ``-ra`` variants also
-pick the resolution by MSE) travel the same link with the
+pick the resolution by MSE; ``deepjscc``/``deepjscc-q``, the learned JSCC baselines of
+:mod:`gsc_semantic.deepjscc_link`, on request and on the simulated link only, need their
+checkpoint at that ρ) travel the same link with the
 same MCS (genie choice at 10 % BLER for ``--snr``) and the same budget of ρ·3·H·W channel
 uses. ``OUT`` gets, per image ``NAME``:
 
@@ -117,6 +119,7 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
     from tqdm import tqdm
 
     from .data.user_images import load_user_images
+    from .deepjscc_link import JSCC_METHODS, make_deepjscc_method
     from .evaluate import Scorer, mean_image
     from .photo_layers import layer_summary
     from .photo_link import PhotoLink
@@ -127,6 +130,9 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
     spec = parse_link(config.link)
     got = load_user_images(paths, size=None)
     os.makedirs(out_dir, exist_ok=True)
+    if set(config.baselines) & set(JSCC_METHODS) and config.link != "sim":
+        raise ConfigError("--baselines deepjscc/deepjscc-q run on the simulated link only "
+                          "(--link sim): the streamed path does not carry analog symbols yet")
     transport = link_transport(spec, config.channel, config.seed, out_dir, "send")
     prior = PhotoPrior.load(config.prior)
     mean = mean_image("photos")
@@ -140,7 +146,9 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
                                  align_corners=False)[0].clamp(0, 1)
             kw = {"transport": transport, "fill": fill, "seed": config.seed}
             links[shape] = {"gsc": PhotoLink(prior, config.channel, config.rho, **kw)} | {
-                b: codec_baseline(b, config.channel, config.rho, **kw)
+                b: (make_deepjscc_method(b, "photos", config.channel, config.rho,
+                                         seed=config.seed) if b in JSCC_METHODS else
+                    codec_baseline(b, config.channel, config.rho, **kw))
                 for b in config.baselines}
         return links[shape]
 
@@ -218,7 +226,9 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
               help="The receiver's prior: compact, teacher, student or bicubic")
 @click.option("--baselines", default=",".join(SEND_BASELINES), show_default=True,
               help="Codecs sent next to gsc (jpeg, webp, avif, and -ra for the "
-                   "resolution-adaptive ones: jpeg-ra, webp-ra, avif-ra; empty for none)")
+                   "resolution-adaptive ones: jpeg-ra, webp-ra, avif-ra; deepjscc and "
+                   "deepjscc-q, the learned JSCC baselines, need a checkpoint at --ratio, "
+                   "e.g. 1/12; empty for none)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="runs/send", show_default=True)
 @click.option("--quiet", is_flag=True)
@@ -226,14 +236,15 @@ def send_command(images, snr_db, ratio, channel, link_text, prior, baselines, se
                  quiet) -> None:
     """Send your own pictures (files or folders) through gsc and the baselines; writes
     OUT/NAME.gsc.png, OUT/NAME.side_by_side.png and OUT/send.json."""
+    from .deepjscc_link import JSCC_METHODS
     from .photo_receiver import PRIORS
     from .resolution_adaptive import CODEC_BASELINES
 
     names = tuple(b for b in (s.strip() for s in baselines.split(",")) if b)
-    bad = [b for b in names if b not in CODEC_BASELINES]
+    bad = [b for b in names if b not in (*CODEC_BASELINES, *JSCC_METHODS)]
     if bad:
         raise ConfigError(f"--baselines: unknown {bad}; choose from "
-                          f"{', '.join(CODEC_BASELINES)}")
+                          f"{', '.join((*CODEC_BASELINES, *JSCC_METHODS))}")
     if prior not in PRIORS:
         raise ConfigError(f"--prior must be one of {', '.join(PRIORS)}, got {prior!r}")
     try:

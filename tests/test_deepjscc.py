@@ -153,15 +153,17 @@ def test_missing_checkpoint_is_a_clear_config_error(tmp_path, monkeypatch):
         load_deepjscc("photos", 1 / 48)
 
 
-@pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
-def test_tiny_model_round_trip_through_the_simulated_link(channel):
+@pytest.mark.parametrize("channel,estimator", [("awgn", None), ("awgn", "ls"),
+                                               ("rayleigh", "ls")])
+def test_tiny_model_round_trip_through_the_simulated_link(channel, estimator):
     from gsc_semantic.deepjscc_link import DeepJSCCLink
 
     model = tiny(latent=22)
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         clean = model.decode(model.encode(x, 20.0), 20.0, (64, 64))
-    link = DeepJSCCLink(model, channel, rho=1 / 12)
+    link = DeepJSCCLink(model, channel, rho=1 / 12, estimator=estimator)
+    assert link.cfg.estimator == (estimator or "perfect")  # default: the baselines' receiver
     with torch.no_grad():
         sym = model.encode(x, 20.0)
         x_hat, no_eff, _ = link.transmit(sym, 45.0, channel_seed=3)
