@@ -22,7 +22,7 @@ decoder sees zeros for the rest, in training too).
 
 **Loss.** MSE (DeepJSCC's objective: PSNR). Adam, the learning rate divided by 4 for the last
 quarter of ``--steps`` or ``--max-minutes``. A checkpoint is written at every validation, so
-``--warm-start OUT`` resumes (its steps count).
+``--warm-start OUT`` resumes (the weights and the step count; Adam's moments restart).
 
 Example::
 
