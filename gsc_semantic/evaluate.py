@@ -432,9 +432,14 @@ def eval_command(data, channel, snr, ratios, methods, num_images, trials, steps,
                     for k, v in entry[key].items()))
         for name in ("deepjscc", "deepjscc-q"):
             if name in entry:
+                crit = entry[name]
+                cap = crit["psnr_vs_capacity_at_20db"]
                 click.echo(f"{name} criteria rho={label}: " + ", ".join(
                     f"{k} {'n/a' if v['pass'] is None else ('PASS' if v['pass'] else 'FAIL')}"
-                    for k, v in entry[name].items()))
+                    for k, v in crit.items() if k != "psnr_vs_capacity_at_20db")
+                    + (f", PSNR at 20 dB {cap['psnr_db']:.2f} vs capacity "
+                       f"{cap['capacity_psnr_db']:.2f} dB" if cap["difference_db"] is not None
+                       else ""))
     click.echo(f"wrote {os.path.join(out_dir, 'eval.json')} and eval.md")
 
 
