@@ -218,3 +218,19 @@ def test_train_jscc_bad_input_one_line_exit_2(args, capsys, tmp_path):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("gsc: error: "), err
     assert not os.path.exists(tmp_path / "m")
+
+
+def test_send_deepjscc_on_a_streamed_link_is_refused(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gsc_phy.cli import main
+
+    img = tmp_path / "p.png"
+    Image.fromarray(np.full((80, 96, 3), 128, dtype=np.uint8)).save(img)
+    code = main(["send", str(img), "--ratio", "1/12", "--baselines", "jpeg,deepjscc",
+                 "--link", "loopback", "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("gsc: error: ") and "--link sim" in err, err
+    code = main(["send", str(img), "--baselines", "deepjscc-z", "--out", str(tmp_path / "o")])
+    assert code == 2 and "deepjscc-q" in capsys.readouterr().err
