@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -402,17 +403,26 @@ class SemanticCodec(nn.Module):
 
 # ---- shipped checkpoints -----------------------------------------------------------------
 def checkpoints_root() -> Path:
-    """Folder of the shipped checkpoints: ``$GSC_CHECKPOINTS`` or ``<repo>/checkpoints``.
+    """Folder of the shipped checkpoints.
+
+    In this order: ``$GSC_CHECKPOINTS``; ``<repo>/checkpoints`` when gsc runs from a
+    checkout; the installed data package ``gsc_checkpoints`` (a wheel or ``pip install .``).
 
     Example::
 
-        >>> checkpoints_root().name
-        'checkpoints'
+        >>> checkpoints_root().name in ("checkpoints", "gsc_checkpoints")
+        True
     """
     env = os.environ.get("GSC_CHECKPOINTS")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    checkout = Path(__file__).resolve().parent.parent / "checkpoints"
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec("gsc_checkpoints")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout
 
 
 def _rebuild_command(name: str, out: str | None = None) -> str:

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # make setup: install everything gsc needs, idempotently.
 #   radio side (apt, as root): GNU Radio 3.10 + gr-uhd/gr-iio/gr-zeromq, python3-zmq, pytest
-#   data (apt): Fashion-MNIST, KDE wallpapers (photographs)
+#   data (apt): Fashion-MNIST, KDE wallpapers (photographs); chromium (headless report checks)
 #   ML side: .venv with the exact pins of constraints.txt, gsc installed editable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gnuradio python3-zmq python3-pytest python3-pytest-timeout python3-hypothesis python3-yaml
               python3-venv python3-pip dataset-fashion-mnist plasma-workspace-wallpapers
-              lomiri-wallpapers-16.04 lomiri-wallpapers-20.04)
+              lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 chromium)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
