@@ -245,6 +245,9 @@ def test_send_processes_a_folder_and_names_what_it_skipped(send_inputs, tmp_path
     h, w = entry["webp-ra"]["resolution"]  # the adaptive one keeps the aspect
     assert h <= 96 and abs(w / h - 128 / 96) < 0.1
     assert entry["webp-ra"]["bytes"] <= entry["webp-ra"]["budget_bytes"]
+    for m in ("gsc", "webp", "webp-ra"):  # one convention for every method
+        assert entry[m]["channel_uses"] <= entry["budget"]["channel_uses"] + 1e-6, m
+        assert entry[m]["frame_channel_uses"] >= entry[m]["channel_uses"], m
     assert entry["gsc"]["metrics"]["psnr"] > 20
     for name in ("photo.gsc.png", "photo.side_by_side.png"):
         with Image.open(out / name) as im:
