@@ -13,9 +13,10 @@ import sys
 
 import click
 
+from bridge.common import ConfigError
+
 from .config import (
     MODULATIONS,
-    ConfigError,
     LinkConfig,
     parse_mimo,
     parse_position,
@@ -29,10 +30,10 @@ __all__ = ["main", "run", "cli"]
 LAZY_COMMANDS: dict[str, str] = {
     "demo": "gsc_semantic.demo:demo",
     "radio": "hardware.cli:radio",
-    "loopback": "gsc_phy.loopback:loopback",
-    "tx": "gsc_phy.radio_link:tx",
-    "rx": "gsc_phy.radio_link:rx",
-    "decoder": "gsc_phy.decoder_service:decoder",
+    "loopback": "gsc_stream.loopback:loopback",
+    "tx": "gsc_stream.radio_link:tx",
+    "rx": "gsc_stream.radio_link:rx",
+    "decoder": "gsc_stream.decoder_service:decoder",
     "sweep": "gsc_phy.sweep.commands:sweep",
     "report": "gsc_phy.sweep.commands:report",
     "eval": "gsc_semantic.evaluate:eval_command",

@@ -65,8 +65,9 @@ import numpy as np
 import torch
 from PIL import Image, features
 
+from bridge.common import ConfigError
 from gsc_phy.bits import bits_to_bytes, bytes_to_bits
-from gsc_phy.config import ConfigError, LinkConfig
+from gsc_phy.config import LinkConfig
 from gsc_phy.frame import FrameFormat, bandwidth_ratio
 from gsc_phy.link import Link
 from gsc_phy.mcs import (

@@ -65,7 +65,7 @@ def load_student(directory: str | None = None):
     verified against ``MANIFEST.json``)."""
     from safetensors.torch import load_file
 
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError
 
     from .codec import CheckpointError, checkpoints_root, verify_checkpoint
 
@@ -236,7 +236,7 @@ def _command_line(**opts) -> str:
 def train_student_command(pairs, steps, batch, lr, patch, seed, max_minutes, threads,
                           warm_start, cache, out):
     """Distil the photo receiver's student prior from Real-ESRGAN x4plus."""
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError
 
     if min(pairs, steps, batch, patch) < 1 or pairs < 32:
         raise ConfigError("--pairs must be >= 32 and --steps, --batch, --patch >= 1")

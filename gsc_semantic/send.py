@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from gsc_phy.config import ConfigError, parse_rate
+from bridge.common import ConfigError
+from gsc_phy.config import parse_rate
 
 __all__ = ["SendConfig", "send_images", "send_command", "SEND_BASELINES"]
 

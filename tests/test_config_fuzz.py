@@ -12,8 +12,9 @@ import typing
 
 import pytest
 
+from bridge.common import ConfigError
 from gsc_phy import config
-from gsc_phy.config import ConfigError, LinkConfig
+from gsc_phy.config import LinkConfig
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.meeting_budget import channel_uses_for_nme, compare
 from gsc_semantic.scenarios.meeting_keypoints import (
     KeypointBasis,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.common import parse_link
 from gsc_semantic.scenarios.meeting_clips import (
     load_clip,

@@ -9,7 +9,7 @@ import sys
 import click
 import pytest
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_phy.sweep import Runner, load_sweep, parse_sweep, point_id, register_runner
 from gsc_phy.sweep.engine import run_sweep
 from gsc_phy.sweep.report import write_report

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from ..config import ConfigError
+from bridge.common import ConfigError
 
 __all__ = ["sweep", "report"]
 

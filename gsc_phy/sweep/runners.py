@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from ..config import ConfigError
+from bridge.common import ConfigError
 
 __all__ = [
     "Param",
@@ -223,7 +223,7 @@ def link_runner() -> Runner:
 RUNNERS: dict[str, Runner | str] = {
     "link": "gsc_phy.sweep.runners:link_runner",
     "eval": "gsc_semantic.evaluate:sweep_runner",
-    "loopback": "gsc_phy.loopback:sweep_runner",
+    "loopback": "gsc_stream.loopback:sweep_runner",
 }
 
 

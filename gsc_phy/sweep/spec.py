@@ -38,7 +38,8 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError
+from bridge.common import ConfigError
+
 from .runners import Runner, get_runner
 
 __all__ = ["Point", "SweepSpec", "load_sweep", "parse_sweep", "point_id", "canonical_json",

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.data._common import pil_to_rgb
 from gsc_semantic.data.folder import IMAGE_EXTENSIONS
 

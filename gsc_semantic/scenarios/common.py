@@ -22,7 +22,7 @@ import matplotlib
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.eval_plots import tile
 
 matplotlib.use("Agg")

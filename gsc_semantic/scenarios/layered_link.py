@@ -44,7 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_phy.mcs import SINGLE_SLOT_TABLE, Mcs, mcs_by_index, threshold_db
 from gsc_semantic.baselines import AdaptiveLink
 

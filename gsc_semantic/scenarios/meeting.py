@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.baselines import (
     AdaptiveLink,
     Encoded,

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_phy.mcs import SINGLE_SLOT_TABLE, threshold_db
 from gsc_phy.provenance import versions
 from gsc_semantic.baselines import SeparationBaseline
