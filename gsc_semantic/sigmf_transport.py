@@ -39,7 +39,7 @@ A DIR whose manifest holds the same configuration is replayed ("replaying N reco
 DIR"); a transmission it does not hold yet (an interrupted recording run) is recorded and
 added. A different configuration, a recording made from other payloads than this run sends,
 or a missing / truncated / corrupted recording stops with one
-:class:`~gsc_phy.config.ConfigError` line (exit code 2) naming the file; ``rerecord=True``
+:class:`~bridge.common.ConfigError` line (exit code 2) naming the file; ``rerecord=True``
 (``--rerecord``) deletes the recordings the manifest lists and records anew.
 
 Example (needs GNU Radio)::

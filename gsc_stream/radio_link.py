@@ -26,7 +26,7 @@ verdict from the decoder). ``gsc rx --radio sigmf:DIR/NAME`` replays it through 
 receiver.
 
 Every failure - bad profile, absent or busy device, broken recording, a flowgraph that dies -
-is one :class:`~gsc_phy.config.ConfigError` line (``gsc: error: ...``, exit code 2).
+is one :class:`~bridge.common.ConfigError` line (``gsc: error: ...``, exit code 2).
 
 .. code-block:: sh
 

@@ -5,7 +5,7 @@ Device discovery needs GNU Radio's Python (gr-uhd, libiio), so these commands ru
 (:func:`bridge.interpreters.find_radio_python`, ``GSC_RADIO_PYTHON`` overrides) and turn its
 answer into text. Profiles, ZeroMQ endpoints and SigMF recordings are checked here directly.
 Bad input, an absent or busy device, a broken recording or a missing GNU Radio each end as
-one ``gsc: error: ...`` line and exit code 2 (via :class:`gsc_phy.config.ConfigError`).
+one ``gsc: error: ...`` line and exit code 2 (via :class:`bridge.common.ConfigError`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 
 
 def gsc(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "gsc_phy.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gsc_cli", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -1,6 +1,6 @@
 """Hostile input for the link configuration parsers (property-based, small budget).
 
-Every input is answered (a value) or rejected with :class:`gsc_phy.config.ConfigError`;
+Every input is answered (a value) or rejected with :class:`bridge.common.ConfigError`;
 anything else (a bare ValueError, OverflowError, a hang building a huge SNR list) is a bug.
 """
 

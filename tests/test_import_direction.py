@@ -42,9 +42,6 @@ ML_ONLY = {"torch", "sionna", "diffusers", "torchvision", "safetensors"}
 #: folders whose modules are checked for private imports only (they sit above everything);
 #: ``tests/`` is left out: white-box tests of a module's private helpers are its tests' job
 PRIVATE_ONLY = ("examples", "scripts")
-#: arrows that the CLI root (step 2 of issue #14) removes: gsc_phy/cli.py and the sweep
-#: runner registry name higher floors by string until the root moves above every package
-PENDING = ("gsc_phy/cli.py", "gsc_phy/sweep/runners.py")
 
 _STRING_IMPORT = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+):[A-Za-z_]\w*$")
 
@@ -168,12 +165,12 @@ def all_arrows() -> tuple[list[Arrow], list[Arrow]]:
 
 def test_every_floor_has_modules():
     files = {rel.split("/")[0] for rel, _ in project_files()}
-    assert set(FLOORS) - {"gsc_cli"} <= files  # gsc_cli: step 2 of issue #14
+    assert set(FLOORS) <= files
 
 
 def test_imports_run_bottom_to_top():
     floored, _ = all_arrows()
-    assert violations([a for a in floored if a.path not in PENDING]) == []
+    assert violations(floored) == []
 
 
 def test_no_same_floor_cycle():

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gsc_phy.cli import main as cli_main
+from gsc_cli.root import main as cli_main
 from gsc_stream.loopback import radio_python_or_error
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from bridge.common import ConfigError
-from gsc_phy.cli import main
+from gsc_cli.root import main
 from gsc_semantic.data.user_images import load_user_images
 from gsc_semantic.photo_layers import (
     MIN_LAYER_BYTES,

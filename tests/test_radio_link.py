@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("torch")
 
 from bridge.interpreters import find_radio_python  # noqa: E402
-from gsc_phy import cli  # noqa: E402
+from gsc_cli import root as cli  # noqa: E402
 from hardware.sigmf_io import FRAME_LABEL, read_recording  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "sigmf")

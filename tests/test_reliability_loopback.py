@@ -87,7 +87,7 @@ class _Loopback:
     def __init__(self, out_dir, *args: str) -> None:
         self.out_dir = out_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gsc_phy.cli", "loopback", "--out", str(out_dir), *args],
+            [sys.executable, "-m", "gsc_cli", "loopback", "--out", str(out_dir), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         )
         self.lines: list[str] = []

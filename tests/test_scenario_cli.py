@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bridge.common import ConfigError
-from gsc_phy.cli import main
+from gsc_cli.root import main
 from gsc_semantic.scenarios.cli import _load
 from gsc_semantic.scenarios.common import parse_link
 from gsc_semantic.scenarios.road_train import train_all

@@ -15,10 +15,7 @@ from gsc_phy.sweep.engine import run_sweep
 from gsc_phy.sweep.report import write_report
 from gsc_phy.sweep.store import ResultStore, read_failures, read_results
 
-CLI = ("import sys; from gsc_phy import cli; "
-       "cli.LAZY_COMMANDS.setdefault('sweep', 'gsc_phy.sweep.commands:sweep'); "
-       "cli.LAZY_COMMANDS.setdefault('report', 'gsc_phy.sweep.commands:report'); "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = "import sys; from gsc_cli import root as cli; sys.exit(cli.main(sys.argv[1:]))"
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "sweeps")
 
 

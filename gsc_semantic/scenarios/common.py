@@ -53,7 +53,7 @@ class LinkSpec:
 
 def parse_link(text: str) -> LinkSpec:
     """``"sim"`` | ``"loopback"`` | ``"sigmf:DIR"`` -> :class:`LinkSpec`; anything else
-    raises :class:`~gsc_phy.config.ConfigError` (one line).
+    raises :class:`~bridge.common.ConfigError` (one line).
 
     Example::
 
@@ -80,7 +80,7 @@ def link_transport(link: LinkSpec, channel: str, seed: int, out_dir: str, scenar
     :class:`~gsc_semantic.sigmf_transport.SigMFTransport` (recordings and manifest in DIR,
     replay logs under ``OUT/sigmf/NAME``). Their ``take()`` gives the counters per method. A
     channel the loopback cannot emulate, or a DIR recorded with another configuration, raises
-    :class:`~gsc_phy.config.ConfigError`.
+    :class:`~bridge.common.ConfigError`.
 
     Example::
 
