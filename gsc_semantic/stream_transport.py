@@ -52,6 +52,8 @@ from bridge.common import ConfigError
 from gsc_stream.loopback import CHANNELS, LOSS_CAUSES, radio_python_or_error, run_loopback
 from gsc_stream.stream_decode import SEQ_BITS
 
+from .transports import Transport
+
 if TYPE_CHECKING:
     from gsc_semantic.baselines import LinkBudget
 
@@ -87,7 +89,7 @@ def frame_payloads(bits: np.ndarray, codewords: int, payload_bits: int, seed: in
         num, codewords, payload_bits)
 
 
-class StreamTransport:
+class StreamTransport(Transport):
     """Transport blocks through the GNU Radio streaming loopback (see the module notes).
 
     :param channel: Loopback channel emulator model (``awgn``, ``tdl-a`` .. ``tdl-e``).
@@ -141,9 +143,10 @@ class StreamTransport:
         self._reset()
         return out
 
-    def send(self, bits: np.ndarray, budget: LinkBudget, channel_seed: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """One transmission carrying ``bits``; see the class notes."""
+    def send(self, bits: np.ndarray, budget: LinkBudget, channel_seed: int | None = None, *,
+             sender=None) -> tuple[np.ndarray, np.ndarray]:
+        """One transmission carrying ``bits``; see the class notes (``sender``, the sending
+        link, is not needed here)."""
         frame = budget.frame
         per_block, cws = frame.payload_bits_per_block, frame.codewords_per_frame
         if bits.size % per_block:

@@ -318,8 +318,9 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
                     recons[m], first = recon, info
                 per_trial.append({**scorer(recon), "layers_received": info["layers_received"],
                                   "delivered": info["delivered"]})
-            if transport != "sim":
-                first["loopback"] = transport.take()
+            counters = transport.take()  # None on the simulated link
+            if counters is not None:
+                first["loopback"] = counters
             rows.append({"method": m, "snr_db": snr, **first, **aggregate_trials(per_trial)})
         echo(f"[road] Es/N0 {snr:g} dB: " + ", ".join(
             f"{r['method']} mIoU {r['miou']:.2f} F1 {r['f1']:.2f}" for r in rows[-len(METHODS):]))
