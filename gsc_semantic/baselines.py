@@ -60,6 +60,7 @@ import hashlib
 import io
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,10 +79,11 @@ from gsc_phy.mcs import (
     mcs_by_index,
     select_mcs,
 )
-from gsc_semantic.transports import as_transport
+from gsc_semantic.transports import SIMULATED
 
 __all__ = [
     "AdaptiveLink",
+    "as_transport",
     "CODECS",
     "available_codecs",
     "CodecError",
@@ -648,6 +650,24 @@ class _Receiver:
 _LINKS: dict[tuple[str, str], Link] = {}
 
 
+def as_transport(value: Any = None, channel: str = "awgn", delay_spread_ns: float = 100.0,
+                 seed: int = 0) -> Any:
+    """A transport object from what a library caller passed: ``None``/``"sim"`` ->
+    :data:`SIMULATED`; ``"loopback"`` -> a new
+    :class:`~gsc_semantic.stream_transport.StreamTransport` for ``channel``; any other
+    string is a :class:`ConfigError`; an object is returned as is."""
+    if value is None or value == "sim":
+        return SIMULATED
+    if value == "loopback":
+        from gsc_semantic.stream_transport import StreamTransport
+
+        return StreamTransport(channel, delay_spread_ns=delay_spread_ns, seed=seed)
+    if isinstance(value, str):
+        raise ConfigError(f"transport must be a transport object, 'sim' or 'loopback', got "
+                          f"{value!r}")
+    return value
+
+
 class AdaptiveLink:
     """A SISO gsc_phy link with genie link adaptation at bandwidth ratio ``rho``: what the
     separation baselines and gsc's own semantic link share (budgets, MCS, transmission).
@@ -667,7 +687,7 @@ class AdaptiveLink:
         default, a :class:`~gsc_semantic.stream_transport.StreamTransport` or a
         :class:`~gsc_semantic.sigmf_transport.SigMFTransport`, shared by several links to sum
         their counters); the legacy spellings ``"sim"``/``"loopback"`` are turned into one
-        by :func:`~gsc_semantic.transports.as_transport`.
+        by :func:`as_transport`.
     """
 
     def __init__(self, channel: str = "awgn", rho: float = 1 / 12, *,

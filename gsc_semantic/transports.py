@@ -19,11 +19,11 @@ leaves out slot aggregation), ``context`` (what is being sent, for progress line
 recording names) and ``take()`` (counters summed since the last call; ``None`` for the
 simulated link, which counts nothing beyond its results). The command line parses
 ``--link`` once into a transport (:func:`gsc_semantic.scenarios.common.link_transport`);
-:func:`as_transport` turns the legacy spellings ``"sim"``/``"loopback"`` of the library API
-into objects at its edge, so nothing below compares strings.
+:func:`gsc_semantic.baselines.as_transport` turns the legacy spellings ``"sim"``/
+``"loopback"`` of the library API into objects at its edge, so nothing below compares strings.
 
->>> as_transport(None) is SIMULATED and not SIMULATED.streamed
-True
+>>> SIMULATED.streamed
+False
 >>> SIMULATED.take() is None
 True
 """
@@ -35,9 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bridge.common import ConfigError
-
-__all__ = ["Transport", "SimulatedTransport", "SIMULATED", "as_transport"]
+__all__ = ["Transport", "SimulatedTransport", "SIMULATED"]
 
 
 class Transport:
@@ -103,21 +101,3 @@ class SimulatedTransport(Transport):
 
 #: The simulated link (stateless: one instance for every link).
 SIMULATED = SimulatedTransport()
-
-
-def as_transport(value: Any = None, channel: str = "awgn", delay_spread_ns: float = 100.0,
-                 seed: int = 0) -> Any:
-    """A transport object from what a library caller passed: ``None``/``"sim"`` ->
-    :data:`SIMULATED`; ``"loopback"`` -> a new
-    :class:`~gsc_semantic.stream_transport.StreamTransport` for ``channel``; any other
-    string is a :class:`ConfigError`; an object is returned as is."""
-    if value is None or value == "sim":
-        return SIMULATED
-    if value == "loopback":
-        from gsc_semantic.stream_transport import StreamTransport
-
-        return StreamTransport(channel, delay_spread_ns=delay_spread_ns, seed=seed)
-    if isinstance(value, str):
-        raise ConfigError(f"transport must be a transport object, 'sim' or 'loopback', got "
-                          f"{value!r}")
-    return value

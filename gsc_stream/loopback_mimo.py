@@ -41,7 +41,7 @@ from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
 from gsc_phy.config import LinkConfig
 
-from .loopback import attribute_losses
+from .losses import attribute_losses
 from .processes import radio_python_or_error, read_json, tail, terminate
 
 __all__ = [

@@ -57,7 +57,7 @@ from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
 from gsc_phy.config import LinkConfig
 
-from .loopback import LOSS_CAUSES, attribute_losses
+from .losses import LOSS_CAUSES, attribute_losses
 from .processes import radio_python_or_error, read_json, terminate
 
 __all__ = ["RadioLink", "run_tx", "run_rx", "run_radio_loopback", "loopback_radio_command",

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bridge.common import ConfigError
-from gsc_semantic.baselines import AdaptiveLink, SeparationBaseline
-from gsc_semantic.transports import SIMULATED, SimulatedTransport, Transport, as_transport
+from gsc_semantic.baselines import AdaptiveLink, SeparationBaseline, as_transport
+from gsc_semantic.transports import SIMULATED, SimulatedTransport, Transport
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,7 +73,7 @@ def test_simulated_transport_is_the_default_and_delivers_at_high_snr():
 def test_no_link_kind_strings_compared_below_the_edges():
     """Only the parsers at the edges (``--link`` text, the legacy library spellings) look at
     ``"sim"``/``"loopback"``; every other module works with transport objects."""
-    edges = {"gsc_semantic/transports.py", "gsc_semantic/scenarios/common.py",
+    edges = {"gsc_semantic/baselines.py", "gsc_semantic/scenarios/common.py",
              "gsc_semantic/scenarios/layered_link.py"}
     hits = []
     for dirpath, _, files in os.walk(os.path.join(ROOT, "gsc_semantic")):
