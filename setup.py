@@ -7,7 +7,8 @@ carries the weights the shipped commands load.
 
 from setuptools import find_packages, setup
 
-CODE_PACKAGES = ["gsc_phy*", "gsc_semantic*", "bridge*", "flowgraphs*", "hardware*"]
+CODE_PACKAGES = ["gsc_cli*", "gsc_phy*", "gsc_stream*", "gsc_semantic*", "bridge*", "flowgraphs*",
+                 "hardware*"]
 
 setup(packages=find_packages(include=CODE_PACKAGES) + ["gsc_checkpoints"],
       package_dir={"gsc_checkpoints": "checkpoints"})

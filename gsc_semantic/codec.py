@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bridge.common import checkpoints_root
 from gsc_semantic.decoder import (
     CONFIG_NAME,
     SAMPLERS,
@@ -54,7 +54,6 @@ __all__ = [
     "SemanticCodec",
     "PRESETS",
     "MANIFEST_NAME",
-    "checkpoints_root",
     "default_checkpoint",
     "file_sha256",
     "write_manifest",
@@ -402,29 +401,6 @@ class SemanticCodec(nn.Module):
 
 
 # ---- shipped checkpoints -----------------------------------------------------------------
-def checkpoints_root() -> Path:
-    """Folder of the shipped checkpoints.
-
-    In this order: ``$GSC_CHECKPOINTS``; ``<repo>/checkpoints`` when gsc runs from a
-    checkout; the installed data package ``gsc_checkpoints`` (a wheel or ``pip install .``).
-
-    Example::
-
-        >>> checkpoints_root().name in ("checkpoints", "gsc_checkpoints")
-        True
-    """
-    env = os.environ.get("GSC_CHECKPOINTS")
-    if env:
-        return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parent.parent / "checkpoints"
-    if checkout.is_dir():
-        return checkout
-    spec = importlib.util.find_spec("gsc_checkpoints")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return checkout
-
-
 def _rebuild_command(name: str, out: str | None = None) -> str:
     return f"gsc train --data {name} --out {out or f'checkpoints/{name}'}"
 

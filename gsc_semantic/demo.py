@@ -16,7 +16,7 @@ import click
 
 from gsc_phy.demo import run_phy_demo
 
-from .evaluate import _ratio_tag, evaluate
+from .evaluate import evaluate, ratio_tag
 
 __all__ = ["demo", "write_report"]
 
@@ -73,7 +73,7 @@ def write_report(evals: dict[str, dict], phy_rows: list[dict], out_dir: str,
         parts.append(f"<h2>{data}: {c['num_images']} held-out test images "
                      f"{'x'.join(map(str, c['image_shape']))}</h2>")
         for rho in c["ratios"]:
-            tag = _ratio_tag(rho)
+            tag = ratio_tag(rho)
             parts.append(f"<h3>ρ = 1/{round(1 / rho)}</h3>")
             parts.append(f"<img src='{data}/curves_{tag}.png' width=1050>")
             for snr in c["snr_db"]:

@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from gsc_phy.config import ConfigError, parse_rate
+from bridge.common import ConfigError
+from gsc_phy.config import parse_rate
 
 __all__ = ["SendConfig", "send_images", "send_command", "SEND_BASELINES"]
 
@@ -195,8 +196,9 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
         for m, out in outputs.items():
             entry[m]["metrics"] = scorer(img[None], out[None])
         entry["seconds"] = round(time.perf_counter() - t0, 3)
-        if transport != "sim":
-            entry["link_counters"] = transport.take()
+        counters = transport.take()  # None on the simulated link
+        if counters is not None:
+            entry["link_counters"] = counters
         Image.fromarray((outputs["gsc"].clamp(0, 1).permute(1, 2, 0).numpy() * 255)
                         .round().astype("uint8")).save(os.path.join(out_dir, f"{stem}.gsc.png"))
         labels = ["original"] + [_label(m, entry[m]) for m in outputs]

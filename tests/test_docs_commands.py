@@ -56,7 +56,7 @@ def test_the_docs_show_commands():
 
 @pytest.mark.parametrize("where,args", COMMANDS, ids=[w for w, _ in COMMANDS])
 def test_documented_command_parses(where, args):
-    from gsc_phy.cli import cli
+    from gsc_cli.root import cli
 
     try:
         parse(cli, args)
@@ -67,7 +67,7 @@ def test_documented_command_parses(where, args):
 @pytest.mark.parametrize("args", [["send", "x.png", "--bogus"], ["nosuch"],
                                   ["link", "--batch", "x"], ["scenario", "road", "--snr"]])
 def test_a_stale_command_fails_to_parse(args):
-    from gsc_phy.cli import cli
+    from gsc_cli.root import cli
 
     with pytest.raises(click.ClickException):
         parse(cli, args)

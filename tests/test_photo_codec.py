@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gsc_phy.cli import main
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
+from gsc_cli.root import main
 from gsc_semantic.data.user_images import load_user_images
 from gsc_semantic.photo_layers import (
     MIN_LAYER_BYTES,
@@ -124,7 +124,7 @@ def test_prior_pipeline_sizes_and_unknown_prior():
 
 
 def test_shipped_student_is_verified_against_its_manifest(tmp_path):
-    from gsc_semantic.codec import checkpoints_root
+    from bridge.common import checkpoints_root
     from gsc_semantic.prior_student import STUDENT_DIR, load_student
 
     src = checkpoints_root() / STUDENT_DIR

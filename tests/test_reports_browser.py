@@ -66,7 +66,7 @@ def test_demo_report_renders(wheel_demo, tmp_path):
 
 
 def test_road_report_renders(road_tiny_checkpoints, tmp_path):
-    from gsc_phy.cli import main
+    from gsc_cli.root import main
 
     out = tmp_path / "road"
     assert main(["scenario", "road", "--scenes", "2", "--snr", "0,30", "--rho", "1/6",

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gsc_phy.cli import main
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
+from gsc_cli.root import main
 from gsc_semantic.scenarios.cli import _load
 from gsc_semantic.scenarios.common import parse_link
 
