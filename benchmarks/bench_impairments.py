@@ -1,7 +1,7 @@
 """Frame delivery vs RF impairments of the emulated radio path; prints JSON.
 
 Every impairment of :mod:`hardware.impairments` is swept alone at Es/N0 15 dB through the
-emulated path of :mod:`hardware.emulated_link` (gsc_phy encoder -> burst modulator with
+emulated path of :mod:`gsc_stream.emulated_link` (gsc_phy encoder -> burst modulator with
 random gaps -> impairment emulator -> streaming receiver with ``gsc_rx``'s settings ->
 gsc_phy LDPC decoder + CRC): delivery = frames decoded with CRC ok and the right payload /
 frames sent. The **anchor**, measured in the same run, is the clean link's delivery at the
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from gsc_phy.provenance import versions
-    from hardware.emulated_link import RX_ARGS, run_emulated
+    from gsc_stream.emulated_link import RX_ARGS, run_emulated
 
     frames = 40 if a.quick else a.frames
     accept_frames = 100 if a.quick else a.accept_frames

@@ -189,8 +189,8 @@ def main() -> int:
                                     2000 if not args.quick else 500)))
         return 0
 
-    from gsc_phy.loopback import radio_python_or_error, run_loopback
     from gsc_phy.provenance import versions
+    from gsc_stream.loopback import radio_python_or_error, run_loopback
 
     radio_py = radio_python_or_error()
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from gsc_phy.config import ConfigError  # noqa: E402
+from bridge.common import ConfigError  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:

@@ -3,9 +3,11 @@
 ``python3 flowgraphs/compile_grc.py`` regenerates the committed ``*_gen.py`` next to each
 ``flowgraphs/*.grc``; ``--out DIR`` writes them elsewhere (the tests compare the two);
 ``--all`` compiles every ``.grc`` under ``flowgraphs/`` (device flowgraphs included) in one
-``grcc`` run. GRC finds gsc's blocks through ``GRC_BLOCKS_PATH`` (``flowgraphs/grc`` and every
-other ``flowgraphs/*/grc``) and imports them from the repository root, which this script puts
-on ``PYTHONPATH``.
+``grcc`` run. This script points ``GRC_BLOCKS_PATH`` at the one tree of gsc's block YAML
+(``flowgraphs/grc``, device blocks in ``grc/device``) and puts the repository root on
+``PYTHONPATH``, so it compiles this checkout even where the blocks are not installed; after
+``make setup`` (``flowgraphs/install_blocks.py``) plain ``grcc`` and GNU Radio Companion find
+them with no environment variables.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ __all__ = ["grc_env", "compile_grc", "grc_files", "block_dirs"]
 
 
 def block_dirs() -> list[str]:
-    """Folders of gsc's GRC block YAML: ``flowgraphs/grc`` and ``flowgraphs/*/grc``."""
-    found = sorted(glob.glob(os.path.join(HERE, "*", "grc")))
-    return [BLOCKS] + [d for d in found if os.path.isdir(d) and d != BLOCKS]
+    """Folders of gsc's GRC block YAML: the one tree ``flowgraphs/grc`` (GRC reads it
+    recursively)."""
+    return [BLOCKS]
 
 
 def grc_env() -> dict[str, str]:

@@ -23,7 +23,8 @@ from sionna.phy.ofdm import ResourceGrid
 
 from .config import LinkConfig
 
-__all__ = ["ChannelSampler", "AWGNChannelSampler", "SionnaChannelSampler", "make_channel"]
+__all__ = ["ChannelSampler", "AWGNChannelSampler", "SionnaChannelSampler", "make_channel",
+           "panel_array"]
 
 
 class ChannelSampler(Protocol):
@@ -99,7 +100,8 @@ class SionnaChannelSampler:
         return h * self._scale if self._scale != 1.0 else h
 
 
-def _panel(num_ant: int, cfg: LinkConfig, device: str) -> PanelArray:
+def panel_array(num_ant: int, cfg: LinkConfig, device: str) -> PanelArray:
+    """A one-row array of ``num_ant`` antennas at the carrier of ``cfg`` (both link ends)."""
     return PanelArray(
         num_rows_per_panel=1,
         num_cols_per_panel=num_ant,
@@ -146,8 +148,8 @@ def make_channel(cfg: LinkConfig, resource_grid: ResourceGrid, device: str) -> C
             letter.upper(),
             delay_spread=cfg.delay_spread_s,
             carrier_frequency=cfg.carrier_frequency_hz,
-            ut_array=_panel(nr, cfg, device),
-            bs_array=_panel(nt, cfg, device),
+            ut_array=panel_array(nr, cfg, device),
+            bs_array=panel_array(nt, cfg, device),
             direction="downlink",
             min_speed=cfg.speed_mps,
             max_speed=cfg.speed_mps,
@@ -159,8 +161,8 @@ def make_channel(cfg: LinkConfig, resource_grid: ResourceGrid, device: str) -> C
         model = cls(
             carrier_frequency=cfg.carrier_frequency_hz,
             o2i_model="low",
-            ut_array=_panel(nr, cfg, device),
-            bs_array=_panel(nt, cfg, device),
+            ut_array=panel_array(nr, cfg, device),
+            bs_array=panel_array(nt, cfg, device),
             direction="downlink",
             enable_pathloss=False,
             enable_shadow_fading=False,

@@ -1,21 +1,20 @@
-"""The ``gsc`` command line: one entry point for every part of gsc.
+"""``gsc link``: the simulator's command, and the :class:`LinkConfig` of its options.
 
-Subcommands are imported lazily (``gsc doctor`` does not pay for torch). Bad input of
-any kind ends with one ``gsc: error: ...`` line on stderr and exit code 2.
+The ``gsc`` root (:mod:`gsc_cli.root`, above every package) registers :func:`link`;
+:func:`link_config` is shared with ``gsc sweep``'s ``link`` runner.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
 
 import click
 
+from bridge.common import ConfigError
+
 from .config import (
     MODULATIONS,
-    ConfigError,
     LinkConfig,
     parse_mimo,
     parse_position,
@@ -23,76 +22,7 @@ from .config import (
     parse_snr_range,
 )
 
-__all__ = ["main", "run", "cli"]
-
-#: subcommand -> "module:attribute" of a click command, imported when used
-LAZY_COMMANDS: dict[str, str] = {
-    "demo": "gsc_semantic.demo:demo",
-    "radio": "hardware.cli:radio",
-    "loopback": "gsc_phy.loopback:loopback",
-    "tx": "gsc_phy.radio_link:tx",
-    "rx": "gsc_phy.radio_link:rx",
-    "decoder": "gsc_phy.decoder_service:decoder",
-    "sweep": "gsc_phy.sweep.commands:sweep",
-    "report": "gsc_phy.sweep.commands:report",
-    "eval": "gsc_semantic.evaluate:eval_command",
-    "train": "gsc_semantic.train:train",
-    "train-classifier": "gsc_semantic.classifier:train_classifier",
-    "train-student": "gsc_semantic.prior_student:train_student_command",
-    "train-jscc": "gsc_semantic.deepjscc_train:train_jscc_command",
-    "scenario": "gsc_semantic.scenarios.cli:scenario",
-    "send": "gsc_semantic.send:send_command",
-}
-
-
-class LazyGroup(click.Group):
-    """A click group whose extra commands live in other packages, loaded on demand."""
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
-
-    def get_command(self, ctx, name):
-        if name in LAZY_COMMANDS:
-            module, attr = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="gsc", prog_name="gsc")
-def cli() -> None:
-    """gsc: generative semantic communication links (simulated, streamed, over the air)."""
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def doctor(as_json: bool) -> None:
-    """Check both interpreters: torch/Sionna/device here, GNU Radio on the radio side."""
-    from .doctor import diagnose, format_report
-
-    report = diagnose()
-    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
-
-
-@cli.group()
-def keys() -> None:
-    """CurveZMQ keys for decoders and bridges that listen beyond 127.0.0.1."""
-
-
-@keys.command("generate")
-@click.argument("key_dir", type=click.Path(file_okay=False))
-@click.option("--name", default="server", show_default=True, help="Certificate name")
-def keys_generate(key_dir: str, name: str) -> None:
-    """Write KEY_DIR/NAME.key (public, share it) and NAME.key_secret (0600, keep it)."""
-    from bridge.security import generate_keypair
-
-    try:
-        pair = generate_keypair(key_dir, name)
-    except (ValueError, RuntimeError) as e:
-        raise ConfigError(str(e)) from None
-    click.echo(f"public key: {pair.public_path}\nsecret key: {pair.secret_path} (keep private)")
-    click.echo("authorise a client by copying its .key file into the server's authorised "
-               "keys directory")
+__all__ = ["link", "link_config"]
 
 
 def _k_n(k: int | None, n: int | None, rate: str | None, uncoded: bool, modulation: str):
@@ -143,7 +73,7 @@ def link_config(o: dict, seed: int) -> LinkConfig:
     return cfg
 
 
-@cli.command()
+@click.command()
 @click.option("--channel", default="awgn", show_default=True,
               help="awgn, rayleigh, tdl-a..e, cdl-a..e, umi, uma, ris")
 @click.option("--mimo", default="1x1", show_default=True, help="Nt x Nr antennas, e.g. 2x2")
@@ -211,33 +141,3 @@ def link(**o) -> None:
             f"BLER {p['bler']:.3e}  ({p['frames']} frames, {p['block_errors']} block errors)"
         )
     click.echo(f"wrote {path} and link.png")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit code (2 for bad input)."""
-    try:
-        cli.main(args=argv, prog_name="gsc", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        click.echo(f"gsc: error: {e.format_message()}", err=True)
-        return 2
-    except ConfigError as e:
-        click.echo(f"gsc: error: {e}", err=True)
-        return 2
-    except click.exceptions.Abort:
-        click.echo("gsc: interrupted", err=True)
-        return 130
-    except KeyboardInterrupt:
-        click.echo("gsc: interrupted", err=True)
-        return 130
-    return 0
-
-
-def run() -> None:
-    """setuptools console-script wrapper around :func:`main`."""
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    run()

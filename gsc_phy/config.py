@@ -11,8 +11,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from bridge.common import ConfigError
+
 __all__ = [
-    "ConfigError",
     "LinkConfig",
     "MODULATIONS",
     "CHANNELS",
@@ -25,10 +26,6 @@ __all__ = [
     "parse_rate",
     "parse_position",
 ]
-
-
-class ConfigError(ValueError):
-    """Bad user input (a flag, a file, a combination). The message is one line."""
 
 
 #: modulation name -> (Sionna constellation type, bits per symbol)

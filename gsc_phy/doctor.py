@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 import sys
 
+from bridge.common import checkpoints_root
 from bridge.interpreters import find_radio_python
 
-__all__ = ["diagnose", "format_report"]
+__all__ = ["checkpoint_facts", "diagnose", "format_report"]
 
 
 def _version(name: str) -> str | None:
@@ -15,6 +18,26 @@ def _version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def checkpoint_facts() -> dict:
+    """Where the shipped checkpoints were found (``checkpoints_root``: ``$GSC_CHECKPOINTS``,
+    the checkout, or the installed ``gsc_checkpoints`` package) and whether every file its
+    manifest lists is there with the listed size (sha256 is checked when a model loads)."""
+    root = checkpoints_root()
+    source = ("GSC_CHECKPOINTS" if os.environ.get("GSC_CHECKPOINTS")
+              else "package" if root.name == "gsc_checkpoints" else "checkout")
+    facts: dict = {"path": str(root), "source": source, "files": 0, "missing": []}
+    try:
+        listed = json.loads((root / "MANIFEST.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        facts["missing"] = ["MANIFEST.json"]
+        return facts
+    facts["files"] = len(listed)
+    facts["missing"] = sorted(rel for rel, entry in listed.items()
+                              if not (root / rel).is_file()
+                              or (root / rel).stat().st_size != entry.get("bytes"))
+    return facts
 
 
 def diagnose() -> dict:
@@ -37,7 +60,11 @@ def diagnose() -> dict:
     except ImportError:
         ml["torch_device"] = None
     radio = find_radio_python()
+    ckpt = checkpoint_facts()
     problems = []
+    if ckpt["missing"]:
+        problems.append(f"checkpoints in {ckpt['path']} lack or mismatch: "
+                        f"{', '.join(ckpt['missing'][:4])}; reinstall gsc or set GSC_CHECKPOINTS")
     if not ml["torch"]:
         problems.append("torch is not installed in this interpreter: run `make setup`")
     if not ml["sionna-no-rt"]:
@@ -53,7 +80,8 @@ def diagnose() -> dict:
                 problems.append(f"{mod} does not import under {radio['executable']}")
         if not radio.get("pyzmq"):
             problems.append("pyzmq missing on the radio side: apt-get install python3-zmq")
-    return {"ml": ml, "radio": radio, "ok": not problems, "problems": problems}
+    return {"ml": ml, "radio": radio, "checkpoints": ckpt, "ok": not problems,
+            "problems": problems}
 
 
 def format_report(d: dict) -> str:
@@ -66,6 +94,9 @@ def format_report(d: dict) -> str:
     if dev == "cuda":
         dev += f" ({ml.get('cuda_device_name')})"
     lines.append(f"  device      {dev}")
+    ck = d["checkpoints"]
+    lines.append(f"  checkpoints {ck['path']} ({ck['source']}, {ck['files']} files"
+                 f"{', ' + str(len(ck['missing'])) + ' missing' if ck['missing'] else ''})")
     lines.append("Radio side")
     if radio:
         lines.append(f"  python      {radio['python']}  ({radio['executable']})")

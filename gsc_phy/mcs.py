@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+
+from .config import LinkConfig
 from .frame import FrameFormat
 
 __all__ = [

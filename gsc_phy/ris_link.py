@@ -6,7 +6,9 @@ import torch
 from sionna.phy.channel import subcarrier_frequencies
 from sionna.phy.ofdm import ResourceGrid
 
-from .config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+
+from .config import LinkConfig
 from .ris import RISChannel, RISGeometry, RISPhaseController, ris_grid
 
 __all__ = ["RISChannelSampler"]

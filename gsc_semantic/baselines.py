@@ -60,13 +60,15 @@ import hashlib
 import io
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, features
 
+from bridge.common import ConfigError
 from gsc_phy.bits import bits_to_bytes, bytes_to_bits
-from gsc_phy.config import ConfigError, LinkConfig
+from gsc_phy.config import LinkConfig
 from gsc_phy.frame import FrameFormat, bandwidth_ratio
 from gsc_phy.link import Link
 from gsc_phy.mcs import (
@@ -77,9 +79,11 @@ from gsc_phy.mcs import (
     mcs_by_index,
     select_mcs,
 )
+from gsc_semantic.transports import SIMULATED
 
 __all__ = [
     "AdaptiveLink",
+    "as_transport",
     "CODECS",
     "available_codecs",
     "CodecError",
@@ -646,19 +650,22 @@ class _Receiver:
 _LINKS: dict[tuple[str, str], Link] = {}
 
 
-def _stream_transport(transport, base: LinkConfig, seed: int):
-    """``"sim"`` -> None; ``"loopback"`` -> a new StreamTransport for ``base``'s channel;
-    a transport object -> itself."""
-    if transport == "sim":
-        return None
-    if transport == "loopback":
+def as_transport(value: Any = None, channel: str = "awgn", delay_spread_ns: float = 100.0,
+                 seed: int = 0) -> Any:
+    """A transport object from what a library caller passed: ``None``/``"sim"`` ->
+    :data:`SIMULATED`; ``"loopback"`` -> a new
+    :class:`~gsc_semantic.stream_transport.StreamTransport` for ``channel``; any other
+    string is a :class:`ConfigError`; an object is returned as is."""
+    if value is None or value == "sim":
+        return SIMULATED
+    if value == "loopback":
         from gsc_semantic.stream_transport import StreamTransport
 
-        return StreamTransport(base.channel, delay_spread_ns=base.delay_spread_s * 1e9,
-                               seed=seed)
-    if isinstance(transport, str):
-        raise ConfigError(f"transport must be 'sim' or 'loopback', got {transport!r}")
-    return transport
+        return StreamTransport(channel, delay_spread_ns=delay_spread_ns, seed=seed)
+    if isinstance(value, str):
+        raise ConfigError(f"transport must be a transport object, 'sim' or 'loopback', got "
+                          f"{value!r}")
+    return value
 
 
 class AdaptiveLink:
@@ -675,16 +682,18 @@ class AdaptiveLink:
     :param seed: Seeds Sionna's global RNG (channel and noise draws) at construction; the
         same calls in the same order give the same results.
     :param device: Torch device of the link.
-    :param transport: Where :meth:`transmit` sends the transport blocks: ``"sim"`` (gsc_phy's
-        simulated link), ``"loopback"`` (the GNU Radio streaming loopback, one run per
-        transmission, :class:`gsc_semantic.stream_transport.StreamTransport`) or such a
-        transport object (shared by several links to sum their counters).
+    :param transport: Where :meth:`transmit` sends the transport blocks: a transport object
+        (:mod:`gsc_semantic.transports`: :data:`~gsc_semantic.transports.SIMULATED`, the
+        default, a :class:`~gsc_semantic.stream_transport.StreamTransport` or a
+        :class:`~gsc_semantic.sigmf_transport.SigMFTransport`, shared by several links to sum
+        their counters); the legacy spellings ``"sim"``/``"loopback"`` are turned into one
+        by :func:`as_transport`.
     """
 
     def __init__(self, channel: str = "awgn", rho: float = 1 / 12, *,
                  base_config: LinkConfig | None = None, target_bler: float = TARGET_BLER,
                  backoff_db: float = 0.0, seed: int = 0, device: str | None = None,
-                 frames_per_call: int = 64, transport="sim") -> None:
+                 frames_per_call: int = 64, transport=None) -> None:
         base = dataclasses.replace(base_config or LinkConfig(), channel=channel, seed=seed)
         if base.num_tx_ant != 1 or base.num_rx_ant != 1:
             raise ConfigError("link adaptation is calibrated for SISO links")
@@ -695,9 +704,10 @@ class AdaptiveLink:
         self.backoff_db = backoff_db
         self.device = device
         self.frames_per_call = frames_per_call
-        self.stream = _stream_transport(transport, base, seed)
+        self.transport = as_transport(transport, base.channel, base.delay_spread_s * 1e9, seed)
         # the streamed link sends every frame once: no slot aggregation there
-        self.mcs_table = MCS_TABLE if self.stream is None else SINGLE_SLOT_TABLE
+        streamed = getattr(self.transport, "streamed", True)
+        self.mcs_table = SINGLE_SLOT_TABLE if streamed else MCS_TABLE
         from sionna.phy import config as sionna_config
 
         sionna_config.seed = seed
@@ -747,28 +757,10 @@ class AdaptiveLink:
         transmission, so one call is one reproducible channel trial; ``None`` continues the
         global random stream.
         """
-        frame = budget.frame
-        cws, per_block = frame.codewords_per_frame, frame.payload_bits_per_block
+        per_block = budget.frame.payload_bits_per_block
         if not anything:  # nothing fitted: nothing goes on the air
             return stream, np.zeros(stream.size // per_block, dtype=bool)
-        if self.stream is not None:  # GNU Radio streaming loopback
-            return self.stream.send(stream.astype(np.uint8), budget, channel_seed)
-        payload = torch.from_numpy(stream.astype(np.float32))
-        payload = payload.reshape(-1, cws, per_block)
-        link = self.link(budget.mcs)  # building a link reseeds: reseed after it
-        if channel_seed is not None:
-            from sionna.phy import config as sionna_config
-
-            sionna_config.seed = channel_seed
-        bits_hat, ok = [], []
-        with torch.no_grad():
-            for s in range(0, payload.shape[0], self.frames_per_call):
-                chunk = payload[s:s + self.frames_per_call].to(link.device)
-                res = link(batch_size=chunk.shape[0], snr_db=float(budget.snr_db),
-                           payload=chunk)
-                bits_hat.append(res.bits_hat.reshape(-1).round().to("cpu", torch.uint8))
-                ok.append(res.block_ok.reshape(-1).to("cpu"))
-        return torch.cat(bits_hat).numpy(), torch.cat(ok).numpy().astype(bool)
+        return self.transport.send(stream.astype(np.uint8), budget, channel_seed, sender=self)
 
 
 class SeparationBaseline(AdaptiveLink):

@@ -52,7 +52,7 @@ class FashionCNN(nn.Module):
 
 
 def _checkpoint_dir() -> str:
-    from .codec import checkpoints_root
+    from bridge.common import checkpoints_root
 
     return os.path.join(str(checkpoints_root()), CLASSIFIER_DIR)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bridge.common import checkpoints_root
 from gsc_semantic.decoder import (
     CONFIG_NAME,
     SAMPLERS,
@@ -53,7 +54,6 @@ __all__ = [
     "SemanticCodec",
     "PRESETS",
     "MANIFEST_NAME",
-    "checkpoints_root",
     "default_checkpoint",
     "file_sha256",
     "write_manifest",
@@ -401,20 +401,6 @@ class SemanticCodec(nn.Module):
 
 
 # ---- shipped checkpoints -----------------------------------------------------------------
-def checkpoints_root() -> Path:
-    """Folder of the shipped checkpoints: ``$GSC_CHECKPOINTS`` or ``<repo>/checkpoints``.
-
-    Example::
-
-        >>> checkpoints_root().name
-        'checkpoints'
-    """
-    env = os.environ.get("GSC_CHECKPOINTS")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "checkpoints"
-
-
 def _rebuild_command(name: str, out: str | None = None) -> str:
     return f"gsc train --data {name} --out {out or f'checkpoints/{name}'}"
 

@@ -462,11 +462,10 @@ def deepjscc_checkpoint_name(data: str, rho: float) -> str:
 
 def load_deepjscc(data: str, rho: float, directory: str | None = None) -> DeepJSCC:
     """The shipped DeepJSCC model for ``data`` (``photos``/``fmnist``) at ``rho`` (or the one
-    in ``directory``), verified; missing: :class:`~gsc_phy.config.ConfigError` naming the
+    in ``directory``), verified; missing: :class:`~bridge.common.ConfigError` naming the
     ``gsc train-jscc`` command that builds it."""
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError, checkpoints_root
 
-    from .codec import checkpoints_root
     from .decoder import CheckpointError
 
     name = deepjscc_checkpoint_name(data, rho)

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_phy.frame import FrameFormat
 
 from .deepjscc import (
@@ -308,7 +309,7 @@ def make_deepjscc_method(name: str, data: str, channel: str, rho: float, seed: i
                          estimator: str | None = None) -> DeepJSCCLink:
     """``deepjscc`` or ``deepjscc-q`` for ``gsc eval`` / ``gsc send`` with the shipped
     checkpoint ``checkpoints/deepjscc_<data>_<rho>`` (``data``: ``photos`` or
-    ``fmnist``); a missing checkpoint is a :class:`~gsc_phy.config.ConfigError` naming the
+    ``fmnist``); a missing checkpoint is a :class:`~bridge.common.ConfigError` naming the
     ``gsc train-jscc`` command."""
     if name not in JSCC_METHODS:
         raise ConfigError(f"unknown DeepJSCC method {name!r}")

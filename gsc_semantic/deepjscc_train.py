@@ -71,7 +71,7 @@ class TrainJSCCConfig:
     command: str = ""
 
     def validate(self) -> None:
-        from gsc_phy.config import ConfigError
+        from bridge.common import ConfigError
 
         if self.data not in EVAL_SHAPES:
             raise ConfigError(f"--data must be one of {', '.join(EVAL_SHAPES)}, "
@@ -176,7 +176,7 @@ def train_jscc(cfg: TrainJSCCConfig) -> dict:
         prev = getattr(model, "training_record", {}) or {}
         done = int(prev.get("steps_done", 0))
         if model.config.latent_channels != plan.latent_channels:
-            from gsc_phy.config import ConfigError
+            from bridge.common import ConfigError
 
             raise ConfigError(f"--warm-start {cfg.warm_start} has "
                               f"{model.config.latent_channels} latent channels; rho="
@@ -245,7 +245,8 @@ def train_jscc(cfg: TrainJSCCConfig) -> dict:
 
 
 def _ratio_arg(text: str) -> float:
-    from gsc_phy.config import ConfigError, parse_rate
+    from bridge.common import ConfigError
+    from gsc_phy.config import parse_rate
 
     try:
         return parse_rate(text)
@@ -279,7 +280,9 @@ def _ratio_arg(text: str) -> float:
 def train_jscc_command(data, rho, steps, batch, patch, lr, hidden, num_down, q_fraction, seed,
                        max_minutes, threads, val_every, warm_start, out, quiet):
     """Train DeepJSCC (MSE, SNR-adaptive) for gsc eval's deepjscc / deepjscc-q methods."""
-    from .codec import checkpoints_root, write_manifest
+    from bridge.common import checkpoints_root
+
+    from .codec import write_manifest
 
     parts = [f"gsc train-jscc --data {data} --rho {rho} --steps {steps} --batch {batch} "
              f"--patch {patch} --lr {lr} --hidden {hidden} --q-fraction {q_fraction} "

@@ -16,12 +16,18 @@ import click
 
 from gsc_phy.demo import run_phy_demo
 
-from .evaluate import _ratio_tag, evaluate
+from .evaluate import evaluate, ratio_tag
 
 __all__ = ["demo", "write_report"]
 
 DEMO_SNRS = [0.0, 10.0, 20.0]
 DEMO_RATIOS = [1 / 48, 1 / 12]
+#: ``--quick``: a smoke run of every stage (about a minute on 2 cores): two SNRs, one ratio,
+#: a handful of images and short PHY curves
+QUICK_SNRS = [0.0, 20.0]
+QUICK_RATIOS = [1 / 12]
+QUICK_IMAGES = {"fmnist": 4, "photos": 2}
+QUICK_PHY_FRAMES = 32
 #: per dataset: gsc, its ablation (Fashion-MNIST: the MSE head; photos: the layers without
 #: the prior), the codec baselines and the capacity bound
 DEMO_METHODS = {"fmnist": ["gsc", "gsc-mse", "jpeg", "webp", "capacity"],
@@ -67,7 +73,7 @@ def write_report(evals: dict[str, dict], phy_rows: list[dict], out_dir: str,
         parts.append(f"<h2>{data}: {c['num_images']} held-out test images "
                      f"{'x'.join(map(str, c['image_shape']))}</h2>")
         for rho in c["ratios"]:
-            tag = _ratio_tag(rho)
+            tag = ratio_tag(rho)
             parts.append(f"<h3>ρ = 1/{round(1 / rho)}</h3>")
             parts.append(f"<img src='{data}/curves_{tag}.png' width=1050>")
             for snr in c["snr_db"]:
@@ -94,18 +100,24 @@ def write_report(evals: dict[str, dict], phy_rows: list[dict], out_dir: str,
               help="256x256 photo crops (the layer search costs 0.3-3 s an image)")
 @click.option("--steps", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out_dir: str, num_images: int, photo_images: int, steps: int, seed: int) -> None:
+@click.option("--quick", is_flag=True,
+              help=f"Smoke run: SNRs {QUICK_SNRS}, one ratio, {QUICK_IMAGES} images, "
+                   "short PHY curves (overrides --images/--photo-images)")
+def demo(out_dir: str, num_images: int, photo_images: int, steps: int, seed: int,
+         quick: bool) -> None:
     """Fashion-MNIST and photos through the link vs JPEG/WebP; writes OUT/report.html."""
     t0 = time.perf_counter()
+    snrs, ratios = (QUICK_SNRS, QUICK_RATIOS) if quick else (DEMO_SNRS, DEMO_RATIOS)
+    counts = QUICK_IMAGES if quick else {"fmnist": num_images, "photos": photo_images}
     evals = {}
     for data in ("fmnist", "photos"):
         methods = DEMO_METHODS[data]
-        click.echo(f"[demo] {data}: {len(DEMO_RATIOS)} ratios x {len(DEMO_SNRS)} SNRs x "
+        click.echo(f"[demo] {data}: {len(ratios)} ratios x {len(snrs)} SNRs x "
                    f"{len(methods)} methods")
-        count = photo_images if data == "photos" else num_images
-        evals[data] = evaluate(data, "awgn", DEMO_SNRS, DEMO_RATIOS, methods, count,
+        evals[data] = evaluate(data, "awgn", snrs, ratios, methods, counts[data],
                                steps, seed, os.path.join(out_dir, data))
     click.echo("[demo] reference PHY links")
-    phy_rows = run_phy_demo(os.path.join(out_dir, "phy"), max_frames=128, seed=seed)
+    phy_rows = run_phy_demo(os.path.join(out_dir, "phy"),
+                            max_frames=QUICK_PHY_FRAMES if quick else 128, seed=seed)
     path = write_report(evals, phy_rows, out_dir, time.perf_counter() - t0)
     click.echo(f"wrote {path}")

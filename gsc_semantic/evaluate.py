@@ -45,7 +45,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gsc_phy.config import ConfigError, parse_rate, parse_snr_range
+from bridge.common import ConfigError
+from gsc_phy.config import parse_rate, parse_snr_range
 from gsc_phy.provenance import versions
 
 __all__ = ["METHODS", "evaluate", "load_eval_images", "eval_command"]
@@ -355,12 +356,13 @@ def evaluate(data: str | list[str], channel: str, snrs: list[float], ratios: lis
         with open(os.path.join(out_dir, "eval.md"), "w") as fh:
             fh.write(markdown_tables(doc))
         for rho in ratios:
-            plot_curves(doc, rho, os.path.join(out_dir, f"curves_{_ratio_tag(rho)}.png"))
-        save_grids(images[:grid_images], grids, methods, out_dir, _ratio_tag)
+            plot_curves(doc, rho, os.path.join(out_dir, f"curves_{ratio_tag(rho)}.png"))
+        save_grids(images[:grid_images], grids, methods, out_dir, ratio_tag)
     return doc
 
 
-def _ratio_tag(rho: float) -> str:
+def ratio_tag(rho: float) -> str:
+    """File-name tag of a bandwidth ratio: ``1-48`` for 1/48, else the ratio itself."""
     inv = 1.0 / rho
     return f"1-{round(inv)}" if math.isclose(inv, round(inv)) else f"{rho:.4g}"
 

@@ -131,7 +131,7 @@ class PhotoPrior:
         """``compact`` (realesr-animevideov3-x4) or ``teacher`` (Real-ESRGAN x4plus), both
         from the pinned wheel and sha256-checked; ``student`` (the shipped distilled network)
         or ``bicubic``."""
-        from gsc_phy.config import ConfigError
+        from bridge.common import ConfigError
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if name == "bicubic":

@@ -65,9 +65,9 @@ def load_student(directory: str | None = None):
     verified against ``MANIFEST.json``)."""
     from safetensors.torch import load_file
 
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError, checkpoints_root
 
-    from .codec import CheckpointError, checkpoints_root, verify_checkpoint
+    from .codec import CheckpointError, verify_checkpoint
 
     directory = directory or str(checkpoints_root() / STUDENT_DIR)
     for name in ("config.json", "model.safetensors"):
@@ -236,7 +236,7 @@ def _command_line(**opts) -> str:
 def train_student_command(pairs, steps, batch, lr, patch, seed, max_minutes, threads,
                           warm_start, cache, out):
     """Distil the photo receiver's student prior from Real-ESRGAN x4plus."""
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError
 
     if min(pairs, steps, batch, patch) < 1 or pairs < 32:
         raise ConfigError("--pairs must be >= 32 and --steps, --batch, --patch >= 1")
@@ -246,7 +246,9 @@ def train_student_command(pairs, steps, batch, lr, patch, seed, max_minutes, thr
                         seed=seed, max_minutes=max_minutes, out=out)
     rec = train_student(out, pairs, steps, batch, lr, patch, seed, max_minutes,
                         warm_start, command=cmd, cache=cache)
-    from .codec import checkpoints_root, write_manifest
+    from bridge.common import checkpoints_root
+
+    from .codec import write_manifest
 
     if os.path.abspath(os.path.dirname(os.path.normpath(out))) == os.path.abspath(
             str(checkpoints_root())):

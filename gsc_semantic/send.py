@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from gsc_phy.config import ConfigError, parse_rate
+from bridge.common import ConfigError
+from gsc_phy.config import parse_rate
 
 __all__ = ["SendConfig", "send_images", "send_command", "SEND_BASELINES"]
 
@@ -97,6 +98,12 @@ def _stem(path: str, used: set[str]) -> str:
         name = f"{base}-{k}"
     used.add(name)
     return name
+
+
+def _on_air(frames: int, budget, sent: bool) -> float:
+    """Channel uses of the whole frames a method put on the air (0 when it sent nothing);
+    ``channel_uses`` is the pro-rata share of its bits, at most the budget."""
+    return float(frames * budget.frame.channel_uses_per_frame) if sent else 0.0
 
 
 def _check_room(link, shape, snr_db: float, name: str) -> dict:
@@ -182,7 +189,10 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
                  "budget": budgets[name], "rho": config.rho,
                  "gsc": {"mcs": rec.mcs, "mcs_meets_target": rec.mcs_meets_target,
                          "bits_sent": rec.bits_sent, "channel_uses": rec.channel_uses,
-                         "frames": res.frames, "layers_sent": rec.layers_sent,
+                         "frames": res.frames,
+                         "frame_channel_uses": _on_air(res.frames, res.budget,
+                                                       rec.bits_sent > 0),
+                         "layers_sent": rec.layers_sent,
                          "layers_received": rec.layers_received, "delivered": rec.delivered,
                          "layers": layers}}
         for b, link in zip(config.baselines, others, strict=True):
@@ -190,12 +200,13 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
             r = link(img[None], snr_db=config.snr_db, channel_seed=config.seed)
             outputs[b] = r.images[0]
             entry[b] = {**r.records[0].to_dict(), "frames": r.frames,
-                        "channel_uses": r.channel_uses}
+                        "frame_channel_uses": _on_air(r.frames, r.budget, r.records[0].fits)}
         for m, out in outputs.items():
             entry[m]["metrics"] = scorer(img[None], out[None])
         entry["seconds"] = round(time.perf_counter() - t0, 3)
-        if transport != "sim":
-            entry["link_counters"] = transport.take()
+        counters = transport.take()  # None on the simulated link
+        if counters is not None:
+            entry["link_counters"] = counters
         Image.fromarray((outputs["gsc"].clamp(0, 1).permute(1, 2, 0).numpy() * 255)
                         .round().astype("uint8")).save(os.path.join(out_dir, f"{stem}.gsc.png"))
         labels = ["original"] + [_label(m, entry[m]) for m in outputs]

@@ -11,7 +11,7 @@ plus the run's configuration (scenario options, channel, seed, emulator settings
 
 **Recording: where the IQ comes from.** The IQ is the signal the loopback flowgraph
 (``flowgraphs/gsc_loopback_gen.py``) hands from its channel emulator to its receiver: the
-frames are encoded by gsc_phy (:class:`~gsc_phy.stream_decode.StreamCodec`), turned into OFDM
+frames are encoded by gsc_phy (:class:`~gsc_stream.stream_decode.StreamCodec`), turned into OFDM
 bursts with random gaps by :class:`~flowgraphs.gsc_ofdm.tx.BurstStream` and sent through
 :class:`~flowgraphs.gsc_ofdm.channel.ChannelEmulator` - the numpy code that the flowgraph's
 ``ofdm_burst_tx`` and ``channel_emulator`` blocks run, with the flowgraph's arguments and seeds
@@ -26,11 +26,11 @@ frame number, payload CRC-32).
 
 **Decoding: always from the recording.** Right after recording, and on every later run, the
 recording is replayed through the GNU Radio streaming receiver exactly as ``gsc rx --radio
-sigmf:DIR/NAME`` does (:func:`gsc_phy.radio_link.run_rx`: SigMF device flowgraph -> ``gsc_rx``
+sigmf:DIR/NAME`` does (:func:`gsc_stream.radio_link.run_rx`: SigMF device flowgraph -> ``gsc_rx``
 modem flowgraph -> decoder service). A frame arrives when all of its CRC-24A blocks passed and
 its decoded payload CRC-32 equals the manifest's; any other decoded frame is erased and counted
 (``undetected_error``), frames never decoded are ``not_detected`` or ``crc_failed`` (see
-:data:`gsc_phy.loopback.LOSS_CAUSES`). :meth:`take` returns StreamTransport's counters
+:data:`gsc_stream.loopback.LOSS_CAUSES`). :meth:`take` returns StreamTransport's counters
 (``loopback_s``: seconds spent recording and replaying) plus ``recordings_made``,
 ``recordings_replayed`` and ``record_s``.
 
@@ -39,7 +39,7 @@ A DIR whose manifest holds the same configuration is replayed ("replaying N reco
 DIR"); a transmission it does not hold yet (an interrupted recording run) is recorded and
 added. A different configuration, a recording made from other payloads than this run sends,
 or a missing / truncated / corrupted recording stops with one
-:class:`~gsc_phy.config.ConfigError` line (exit code 2) naming the file; ``rerecord=True``
+:class:`~bridge.common.ConfigError` line (exit code 2) naming the file; ``rerecord=True``
 (``--rerecord``) deletes the recordings the manifest lists and records anew.
 
 Example (needs GNU Radio)::
@@ -62,7 +62,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_semantic.stream_transport import StreamTransport
 
 if TYPE_CHECKING:
@@ -108,8 +109,8 @@ def record_transmission(base: str, payloads: np.ndarray, *, modulation: str, k: 
     from flowgraphs.gsc_ofdm.channel import ChannelEmulator
     from flowgraphs.gsc_ofdm.grid import GridLayout
     from flowgraphs.gsc_ofdm.tx import BurstModulator, BurstStream
-    from gsc_phy.grid_export import export_grid
-    from gsc_phy.stream_decode import StreamCodec, payload_crc32
+    from gsc_stream.grid_export import export_grid
+    from gsc_stream.stream_decode import StreamCodec, payload_crc32
     from hardware.sigmf_io import FrameAnnotation, RecordingError, write_recording
 
     t0 = time.monotonic()
@@ -187,7 +188,7 @@ def replay_transmission(base: str, entry: dict[str, Any], *, workers: int = 1,
         cause, adding up), ``delivered_seqs`` (frame numbers whose decoded payload CRC-32
         equals the manifest's) and the receiver's ``rx`` summary.
     """
-    from gsc_phy.radio_link import run_rx
+    from gsc_stream.radio_link import run_rx
 
     check_recording(base, entry)
     want = {i: int(c) for i, c in enumerate(entry["payload_crc32"])}
@@ -345,7 +346,7 @@ class SigMFTransport(StreamTransport):
 
     # ------------------------------------------------------------------ one transmission
     def _transmit(self, payloads: np.ndarray, budget: LinkBudget, seed: int) -> dict:
-        from gsc_phy.stream_decode import payload_crc32
+        from gsc_stream.stream_decode import payload_crc32
 
         frame = budget.frame
         name = self._name(float(budget.snr_db))

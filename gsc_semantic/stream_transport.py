@@ -1,7 +1,7 @@
 """Send a bit stream's transport blocks through the GNU Radio streaming loopback.
 
 :class:`StreamTransport` is what ``AdaptiveLink(..., transport="loopback")`` uses in place of
-the simulated :class:`gsc_phy.link.Link`: one :func:`gsc_phy.loopback.run_loopback` run per
+the simulated :class:`gsc_phy.link.Link`: one :func:`gsc_stream.loopback.run_loopback` run per
 transmission, with the MCS's modulation and code (k, n), the transmission's Es/N0 and
 channel, and the bits as payloads (``run_loopback(payloads=...)``). The channel emulator
 keeps ``gsc loopback``'s impairments (CFO 0.1 subcarrier, 10 ppm sampling offset, timing
@@ -12,7 +12,7 @@ default), so high-order MCS near their threshold fail more often here than in th
 simulation.
 
 **Frames.** The streamed link identifies each frame by a 32-bit frame number at the start
-of its payload (:data:`gsc_phy.stream_decode.SEQ_BITS`), so a frame carries
+of its payload (:data:`gsc_stream.stream_decode.SEQ_BITS`), so a frame carries
 ``codewords × (k − 24) − 32`` stream bits instead of ``codewords × (k − 24)``: the streamed
 transmission may need more frames than the simulated one for the same stream. The extra
 channel uses are reported (``channel_uses_overhead``), never hidden. The last frame is
@@ -48,9 +48,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gsc_phy.config import ConfigError
-from gsc_phy.loopback import CHANNELS, LOSS_CAUSES, radio_python_or_error, run_loopback
-from gsc_phy.stream_decode import SEQ_BITS
+from bridge.common import ConfigError
+from gsc_stream.loopback import CHANNELS, LOSS_CAUSES, radio_python_or_error, run_loopback
+from gsc_stream.stream_decode import SEQ_BITS
+
+from .transports import Transport
 
 if TYPE_CHECKING:
     from gsc_semantic.baselines import LinkBudget
@@ -87,7 +89,7 @@ def frame_payloads(bits: np.ndarray, codewords: int, payload_bits: int, seed: in
         num, codewords, payload_bits)
 
 
-class StreamTransport:
+class StreamTransport(Transport):
     """Transport blocks through the GNU Radio streaming loopback (see the module notes).
 
     :param channel: Loopback channel emulator model (``awgn``, ``tdl-a`` .. ``tdl-e``).
@@ -98,7 +100,7 @@ class StreamTransport:
     :param out_dir: Folder for each run's loopback.json and logs (a temporary one when None;
         run ``i`` goes to ``OUT/tx{i:04d}``).
     :param echo: Progress lines (one per transmission), e.g. ``click.echo``.
-    :param loopback_options: Further :func:`gsc_phy.loopback.run_loopback` arguments (``cfo``,
+    :param loopback_options: Further :func:`gsc_stream.loopback.run_loopback` arguments (``cfo``,
         ``sfo_ppm``, ``delay``, ``window``, ``timeout_s``).
 
     :input bits: uint8 [B·(k − 24)] scrambled stream of whole blocks (``send``).
@@ -141,9 +143,10 @@ class StreamTransport:
         self._reset()
         return out
 
-    def send(self, bits: np.ndarray, budget: LinkBudget, channel_seed: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """One transmission carrying ``bits``; see the class notes."""
+    def send(self, bits: np.ndarray, budget: LinkBudget, channel_seed: int | None = None, *,
+             sender=None) -> tuple[np.ndarray, np.ndarray]:
+        """One transmission carrying ``bits``; see the class notes (``sender``, the sending
+        link, is not needed here)."""
         frame = budget.frame
         per_block, cws = frame.payload_bits_per_block, frame.codewords_per_frame
         if bits.size % per_block:

@@ -43,11 +43,11 @@ import click
 import torch
 from torch import nn
 
+from bridge.common import checkpoints_root
 from gsc_semantic.codec import (
     PRESETS,
     CodecConfig,
     SemanticCodec,
-    checkpoints_root,
     file_sha256,
     write_manifest,
 )

@@ -5,7 +5,7 @@ Device discovery needs GNU Radio's Python (gr-uhd, libiio), so these commands ru
 (:func:`bridge.interpreters.find_radio_python`, ``GSC_RADIO_PYTHON`` overrides) and turn its
 answer into text. Profiles, ZeroMQ endpoints and SigMF recordings are checked here directly.
 Bad input, an absent or busy device, a broken recording or a missing GNU Radio each end as
-one ``gsc: error: ...`` line and exit code 2 (via :class:`gsc_phy.config.ConfigError`).
+one ``gsc: error: ...`` line and exit code 2 (via :class:`bridge.common.ConfigError`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import Any
 
 import click
 
-from gsc_phy.config import ConfigError
+from bridge.common import REPO_ROOT, ConfigError
 
 from .profiles import ProfileError, RadioProfile, list_profiles, load_profile
 
-__all__ = ["radio", "radio_list", "radio_check", "run_radio_side", "ROOT"]
+__all__ = ["radio", "radio_list", "radio_check", "run_radio_side", "load_profile_spec"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NO_GR = ("no Python interpreter here imports GNU Radio, which radio discovery needs: install "
           "GNU Radio 3.10 (Debian/Ubuntu as root: apt-get install gnuradio python3-zmq "
           "libiio-utils uhd-host, or make setup) or set GSC_RADIO_PYTHON")
@@ -50,9 +49,9 @@ def run_radio_side(args: list[str], timeout_s: float = 60.0) -> dict[str, Any]:
     :raises ConfigError: one line (the radio side's own error line when it has one).
     """
     exe = _radio_python()
-    env = {**os.environ, "PYTHONPATH": ROOT}
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
     try:
-        res = subprocess.run([exe, "-m", "hardware.device", *args, "--json"], cwd=ROOT,
+        res = subprocess.run([exe, "-m", "hardware.device", *args, "--json"], cwd=REPO_ROOT,
                              env=env, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"the radio side did not answer within {timeout_s:g} s (a device "
@@ -71,7 +70,7 @@ def run_radio_side(args: list[str], timeout_s: float = 60.0) -> dict[str, Any]:
         raise ConfigError("the radio side answered something that is not JSON") from None
 
 
-def _load(spec: str, sets: tuple[str, ...]) -> tuple[RadioProfile, str]:
+def load_profile_spec(spec: str, sets: tuple[str, ...]) -> tuple[RadioProfile, str]:
     """Load a profile (ConfigError on problems) and the spec to hand to the radio side."""
     import yaml
 
@@ -159,7 +158,7 @@ def radio_list(as_json: bool, timeout: float) -> None:
 def radio_check(profile: str, offline: bool, build: bool, sets: tuple[str, ...],
                 as_json: bool, timeout: float) -> None:
     """Validate PROFILE (a shipped name, a YAML path, or sigmf:PATH) and find its device."""
-    p, remote = _load(profile, sets)
+    p, remote = load_profile_spec(profile, sets)
     result: dict[str, Any] = {"profile": p.to_dict(), "source": p.source, "device": None}
     if p.kind == "sigmf":
         from .sigmf_io import read_recording, recording_summary

@@ -39,6 +39,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from bridge.common import REPO_ROOT
+
 from .profiles import ProfileError, RadioProfile, load_profile
 
 __all__ = [
@@ -56,7 +58,6 @@ __all__ = [
     "main",
 ]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INSTALL_HINT = ("install GNU Radio 3.10 for this Python (Debian/Ubuntu: apt-get install "
                  "gnuradio python3-zmq; gr-uhd and gr-iio come with it) or point "
                  "GSC_RADIO_PYTHON at the interpreter GNU Radio was built for")
@@ -375,7 +376,8 @@ def _check_tcp(host: str, port: int, timeout_s: float) -> str | None:
         return e.strerror or str(e)
 
 
-def _check_bindable(endpoint: str) -> str | None:
+def check_bindable(endpoint: str) -> str | None:
+    """Why ``tcp://HOST:PORT`` cannot be bound now (None when it can, or is not TCP)."""
     m = re.match(r"^tcp://([^:]+):(\d+)$", endpoint)
     if not m:
         return None
@@ -431,7 +433,7 @@ def check_device(profile: RadioProfile, timeout_s: float = 5.0) -> dict[str, Any
             info["found"] = match
             info["detail"] = ", ".join(f"{c['uri']} ({c['description']})" for c in match)
     elif profile.kind == "zmq":
-        err = _check_bindable(profile.rx_endpoint)
+        err = check_bindable(profile.rx_endpoint)
         if err:
             raise DeviceError(f"cannot bind {profile.rx_endpoint} ({err}): another gsc or "
                               "program uses it; change zmq.rx_endpoint", "busy")
@@ -484,14 +486,14 @@ def build_flowgraph(profile: RadioProfile, direction: str, preflight: bool = Tru
         _import_gr("zeromq")
     if preflight:
         if direction == "rx" or profile.kind == "zmq":  # these flowgraphs bind rx_endpoint
-            err = _check_bindable(profile.rx_endpoint)
+            err = check_bindable(profile.rx_endpoint)
             if err:
                 raise DeviceError(f"cannot bind {profile.rx_endpoint} ({err}): another gsc "
                                   "running? stop it or change zmq.rx_endpoint", "busy")
         if profile.kind in ("uhd", "pluto"):
             check_device(profile)  # the sigmf source block validates its recording itself
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)
     try:
         mod = importlib.import_module(spec.module)
     except ImportError as e:

@@ -49,6 +49,8 @@ from typing import Any
 
 import yaml
 
+from bridge.common import repo_path
+
 from .impairments import ImpairmentConfig, ImpairmentError
 
 __all__ = [
@@ -301,8 +303,7 @@ class FlowgraphSpec:
     @property
     def grc_path(self) -> str:
         """Path of the ``.grc`` file."""
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        return os.path.join(root, "flowgraphs", "device", f"{self.name}.grc")
+        return repo_path("flowgraphs", "device", f"{self.name}.grc")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # make setup: install everything gsc needs, idempotently.
 #   radio side (apt, as root): GNU Radio 3.10 + gr-uhd/gr-iio/gr-zeromq, python3-zmq, pytest
-#   data (apt): Fashion-MNIST, KDE wallpapers (photographs)
+#   data (apt): Fashion-MNIST, KDE wallpapers (photographs); chromium (headless report checks)
 #   ML side: .venv with the exact pins of constraints.txt, gsc installed editable
+#   GRC: gsc's blocks installed for GNU Radio Companion (flowgraphs/install_blocks.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gnuradio python3-zmq python3-pytest python3-pytest-timeout python3-hypothesis python3-yaml
               python3-venv python3-pip dataset-fashion-mnist plasma-workspace-wallpapers
-              lomiri-wallpapers-16.04 lomiri-wallpapers-20.04)
+              lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 chromium)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -49,4 +50,16 @@ say "installing the ML side into $VENV (pins: constraints.txt)"
   -e '.[dev,distributed]' 2>&1 | grep -vE "^(WARNING: Location|  WARNING)" || true
 "$VENV/bin/python" -c 'import torch, sionna.phy, gsc_phy' \
   || { say "ERROR: the ML side does not import; see the pip output above"; exit 1; }
+# GRC blocks the out-of-tree way: block YAML linked where GNU Radio Companion looks, the
+# Python blocks on the radio interpreter's path (gsc.pth), so grcc/GRC need no environment
+radio_py=$("$VENV/bin/python" bridge/interpreters.py 2>/dev/null || true)
+if [ -n "$radio_py" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    "$radio_py" flowgraphs/install_blocks.py
+  else
+    "$radio_py" flowgraphs/install_blocks.py --user
+  fi
+else
+  say "radio side: no interpreter imports GNU Radio yet; GRC blocks not installed"
+fi
 say "done: $("$VENV/bin/gsc" --version)"

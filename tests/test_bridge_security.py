@@ -271,7 +271,7 @@ def test_decoder_serve_curve_options_are_checked_in_one_line(keys, capsys):
     """``gsc decoder serve``: half a key pair or a missing key file is one line, exit 2,
     before any worker starts."""
     pytest.importorskip("torch")  # the decoder service lives on the ML side
-    from gsc_phy.decoder_service import main
+    from gsc_stream.decoder_service import main
 
     tmp, server, good, _ = keys
     base = ["serve", "--connect", "tcp://127.0.0.1:9", "--out", str(tmp / "out")]
@@ -305,8 +305,8 @@ def test_remote_decoder_worker_decodes_over_curve(keys, tmp_path):
     from flowgraphs.gsc_ofdm import BurstModulator, GridLayout, StreamReceiver
     from flowgraphs.gsc_ofdm.messages import rx_frame
     from gsc_phy.config import LinkConfig
-    from gsc_phy.decoder_service import DecoderWorker
-    from gsc_phy.stream_decode import StreamCodec, loopback_payload
+    from gsc_stream.decoder_service import DecoderWorker
+    from gsc_stream.stream_decode import StreamCodec, loopback_payload
 
     tmp, server, good, _ = keys
     codec, lay = StreamCodec(LinkConfig()), GridLayout.load("default")
@@ -347,7 +347,7 @@ def test_decoder_results_go_over_curve_to_a_remote_receiver(keys, tmp_path, caps
 
     from bridge.security import CurveConfig
     from bridge.transport import Puller
-    from gsc_phy.decoder_service import DecoderWorker, main
+    from gsc_stream.decoder_service import DecoderWorker, main
 
     tmp, server, good, _ = keys
     assert main(["serve", "--connect", "tcp://127.0.0.1:9", "--results-server-key",

@@ -1,5 +1,5 @@
-"""gsc_phy.channel_feed: per-frame Sionna/RIS realisations for the GNU Radio channel feed, and
-2-stream decoding of streaming frames (gsc_phy.stream_decode)."""
+"""gsc_stream.channel_feed: per-frame Sionna/RIS realisations for the GNU Radio channel feed, and
+2-stream decoding of streaming frames (gsc_stream.stream_decode)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 
 from bridge import wire
+from bridge.common import ConfigError
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.mimo import BurstPrecoder, MimoBurstModulator, MimoStreamReceiver
 from flowgraphs.gsc_ofdm.mimo_channel import MimoChannel, parse_channel_frame
-from gsc_phy.channel_feed import L_MIN, ChannelFeed
-from gsc_phy.config import ConfigError, LinkConfig
-from gsc_phy.grid_export import config_from_grid, export_grid
-from gsc_phy.loopback_mimo import RIS_DEFAULTS
-from gsc_phy.stream_decode import StreamCodec
+from gsc_phy.config import LinkConfig
+from gsc_stream.channel_feed import L_MIN, ChannelFeed
+from gsc_stream.grid_export import config_from_grid, export_grid
+from gsc_stream.loopback_mimo import RIS_DEFAULTS
+from gsc_stream.stream_decode import StreamCodec
 
 
 def test_tdl_a_realisations_have_unit_average_energy():

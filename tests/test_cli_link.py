@@ -1,15 +1,17 @@
 """`gsc link` and `gsc doctor` from the outside: outputs, schema, and bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 
-def gsc(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "gsc_phy.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
+def gsc(*args, timeout=300, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "gsc_cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +77,18 @@ def test_doctor_json():
     assert d["ml"]["torch"] and d["ml"]["sionna-no-rt"] == "2.2.0"
     assert d["ml"]["torch_device"] in ("cpu", "cuda")
     assert "radio" in d and isinstance(d["problems"], list)
+    ck = d["checkpoints"]
+    assert ck["source"] == "checkout" and ck["files"] > 0 and ck["missing"] == []
+
+
+def test_doctor_names_missing_checkpoints(tmp_path):
+    (tmp_path / "MANIFEST.json").write_text(json.dumps(
+        {"files": {"fmnist/model.safetensors": {"sha256": "0" * 64, "bytes": 10}}}))
+    res = gsc("doctor", "--json", env_extra={"GSC_CHECKPOINTS": str(tmp_path)}, timeout=120)
+    d = json.loads(res.stdout)
+    assert d["checkpoints"]["source"] == "GSC_CHECKPOINTS"
+    assert d["checkpoints"]["missing"] == ["fmnist/model.safetensors"]
+    assert any("fmnist/model.safetensors" in p for p in d["problems"]) and not d["ok"]
 
 
 def test_keys_generate(tmp_path):

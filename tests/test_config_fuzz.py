@@ -1,6 +1,6 @@
 """Hostile input for the link configuration parsers (property-based, small budget).
 
-Every input is answered (a value) or rejected with :class:`gsc_phy.config.ConfigError`;
+Every input is answered (a value) or rejected with :class:`bridge.common.ConfigError`;
 anything else (a bare ValueError, OverflowError, a hang building a huge SNR list) is a bug.
 """
 
@@ -12,8 +12,9 @@ import typing
 
 import pytest
 
+from bridge.common import ConfigError
 from gsc_phy import config
-from gsc_phy.config import ConfigError, LinkConfig
+from gsc_phy.config import LinkConfig
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

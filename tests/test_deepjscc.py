@@ -146,7 +146,7 @@ def test_save_from_pretrained_round_trip_and_tamper(tmp_path):
 
 
 def test_missing_checkpoint_is_a_clear_config_error(tmp_path, monkeypatch):
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError
 
     monkeypatch.setenv("GSC_CHECKPOINTS", str(tmp_path))
     with pytest.raises(ConfigError, match="gsc train-jscc --data photos --rho 1/48"):
@@ -211,7 +211,7 @@ def test_eval_summary_judges_deepjscc():
     ["--no-such-flag"],
 ])
 def test_train_jscc_bad_input_one_line_exit_2(args, capsys, tmp_path):
-    from gsc_phy.cli import main
+    from gsc_cli.root import main
 
     code = main(["train-jscc", *args, "--out", str(tmp_path / "m"), "--quiet"])
     err = capsys.readouterr().err
@@ -224,7 +224,7 @@ def test_send_deepjscc_on_a_streamed_link_is_refused(capsys, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from gsc_phy.cli import main
+    from gsc_cli.root import main
 
     img = tmp_path / "p.png"
     Image.fromarray(np.full((80, 96, 3), 128, dtype=np.uint8)).save(img)

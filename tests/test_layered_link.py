@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.layered_link import LayeredLink, plan_layers
 
 BITS = [598, 256, 512, 768]

@@ -1,6 +1,6 @@
 """The streaming modem and gsc_phy carry the same frames: grid export, both directions.
 
-* the grids shipped for the radio side are what ``gsc_phy.grid_export`` exports now, and
+* the grids shipped for the radio side are what ``gsc_stream.grid_export`` exports now, and
   their data/pilot REs are those of Sionna's ``ResourceGridMapper`` (pilots included);
 * gsc_phy -> radio: a frame built by gsc_phy/Sionna (transmitter, resource grid mapper,
   ``OFDMModulator``) is found, synchronised and equalised by the numpy stream receiver and
@@ -22,9 +22,9 @@ from sionna.phy.ofdm import OFDMDemodulator, OFDMModulator
 from flowgraphs.gsc_ofdm import BurstModulator, GridLayout, StreamReceiver
 from flowgraphs.gsc_ofdm.channel import ChannelEmulator
 from gsc_phy.config import LinkConfig
-from gsc_phy.grid_export import SHIPPED_GRIDS, export_grid, grid_json_text, shipped_grid_path
 from gsc_phy.link import Link, Receiver
-from gsc_phy.stream_decode import StreamCodec, loopback_payload, payload_crc32, payload_seq
+from gsc_stream.grid_export import SHIPPED_GRIDS, export_grid, grid_json_text, shipped_grid_path
+from gsc_stream.stream_decode import StreamCodec, loopback_payload, payload_crc32, payload_seq
 
 
 @pytest.fixture(scope="module", params=["qpsk", "16qam"])
@@ -44,7 +44,7 @@ def test_shipped_grids_are_current(name):
     with open(shipped_grid_path(name), encoding="utf-8") as fh:
         shipped = fh.read()
     assert shipped == grid_json_text(LinkConfig(**SHIPPED_GRIDS[name])), (
-        "regenerate with: python -m gsc_phy.grid_export --shipped"
+        "regenerate with: python -m gsc_stream.grid_export --shipped"
     )
     doc = json.loads(shipped)
     assert GridLayout.from_dict(doc).format_id == doc["format_id"]

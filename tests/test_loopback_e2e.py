@@ -19,16 +19,17 @@ import pytest
 from click.testing import CliRunner
 
 from bridge import wire
+from bridge.common import ConfigError
 from bridge.interpreters import find_radio_python
 from bridge.reliable import ReliableQueue
 from bridge.transport import Puller
 from flowgraphs.gsc_ofdm import BurstModulator, GridLayout, StreamReceiver
 from flowgraphs.gsc_ofdm.channel import ChannelEmulator
 from flowgraphs.gsc_ofdm.messages import rx_frame
-from gsc_phy.config import ConfigError, LinkConfig
-from gsc_phy.decoder_service import DecoderWorker, merge_metrics
-from gsc_phy.loopback import loopback, run_loopback
-from gsc_phy.stream_decode import StreamCodec, loopback_payload
+from gsc_phy.config import LinkConfig
+from gsc_stream.decoder_service import DecoderWorker, merge_metrics
+from gsc_stream.loopback import loopback, run_loopback
+from gsc_stream.stream_decode import StreamCodec, loopback_payload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,7 +122,7 @@ def test_gsc_gr_without_gnu_radio_names_the_package():
 
 def test_decoder_cli_bad_grid_is_one_line():
     out = subprocess.run(
-        [sys.executable, "-m", "gsc_phy.decoder_service", "serve", "--connect",
+        [sys.executable, "-m", "gsc_stream.decoder_service", "serve", "--connect",
          "tcp://127.0.0.1:1", "--grid", "no-such-grid"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )

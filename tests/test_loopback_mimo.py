@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from gsc_phy.cli import main as cli_main
-from gsc_phy.loopback import radio_python_or_error
+from gsc_cli.root import main as cli_main
+from gsc_stream.loopback import radio_python_or_error
 
 
 def _radio_or_skip():
-    from gsc_phy.config import ConfigError
+    from bridge.common import ConfigError
 
     try:
         radio_python_or_error()

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_phy.frame import FrameFormat
 from gsc_phy.mcs import (
     MCS_TABLE,

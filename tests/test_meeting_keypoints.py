@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.meeting_budget import channel_uses_for_nme, compare
 from gsc_semantic.scenarios.meeting_keypoints import (
     KeypointBasis,
@@ -20,7 +20,7 @@ from gsc_semantic.scenarios.meeting_keypoints import (
 
 @pytest.fixture(scope="module")
 def basis():
-    from gsc_semantic.codec import checkpoints_root
+    from bridge.common import checkpoints_root
 
     return KeypointBasis.from_pretrained(os.path.join(checkpoints_root(),
                                                       "meeting_keypoint_basis"))

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gsc_phy.cli import main
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
+from gsc_cli.root import main
 from gsc_semantic.data.user_images import load_user_images
 from gsc_semantic.photo_layers import (
     MIN_LAYER_BYTES,
@@ -124,7 +124,7 @@ def test_prior_pipeline_sizes_and_unknown_prior():
 
 
 def test_shipped_student_is_verified_against_its_manifest(tmp_path):
-    from gsc_semantic.codec import checkpoints_root
+    from bridge.common import checkpoints_root
     from gsc_semantic.prior_student import STUDENT_DIR, load_student
 
     src = checkpoints_root() / STUDENT_DIR
@@ -245,6 +245,9 @@ def test_send_processes_a_folder_and_names_what_it_skipped(send_inputs, tmp_path
     h, w = entry["webp-ra"]["resolution"]  # the adaptive one keeps the aspect
     assert h <= 96 and abs(w / h - 128 / 96) < 0.1
     assert entry["webp-ra"]["bytes"] <= entry["webp-ra"]["budget_bytes"]
+    for m in ("gsc", "webp", "webp-ra"):  # one convention for every method
+        assert entry[m]["channel_uses"] <= entry["budget"]["channel_uses"] + 1e-6, m
+        assert entry[m]["frame_channel_uses"] >= entry[m]["channel_uses"], m
     assert entry["gsc"]["metrics"]["psnr"] > 20
     for name in ("photo.gsc.png", "photo.side_by_side.png"):
         with Image.open(out / name) as im:

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from bridge.common import ConfigError
 from gsc_phy.channels import make_channel
-from gsc_phy.config import ConfigError, LinkConfig, parse_mimo, parse_snr_range
+from gsc_phy.config import LinkConfig, parse_mimo, parse_snr_range
 from gsc_phy.frame import FrameFormat
 from gsc_phy.link import Link, mask_crc
 from gsc_phy.precoding import Precoder, waterfilling

@@ -13,14 +13,13 @@ import pytest
 pytest.importorskip("click")
 
 from bridge.interpreters import find_radio_python  # noqa: E402
-from gsc_phy import cli  # noqa: E402
+from gsc_cli import root as cli  # noqa: E402
 from hardware.sigmf_lite import SigMFWriter  # noqa: E402
 
 
 @pytest.fixture
-def gsc(monkeypatch, capsys):
+def gsc(capsys):
     """Run ``gsc ARGS``; returns (exit code, stdout, stderr)."""
-    monkeypatch.setitem(cli.LAZY_COMMANDS, "radio", "hardware.cli:radio")
 
     def run(*args):
         rc = cli.main(list(args))

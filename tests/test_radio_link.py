@@ -1,4 +1,4 @@
-"""``gsc tx/rx/loopback --radio`` (gsc_phy/radio_link.py) through the real ``gsc`` entry point.
+"""``gsc tx/rx/loopback --radio`` (gsc_stream/radio_link.py) through the real ``gsc`` entry point.
 
 ML-side tests (unmarked; the file is skipped without torch). The end-to-end ones start the
 modem and device flowgraphs under the radio interpreter and are skipped without GNU Radio:
@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("torch")
 
 from bridge.interpreters import find_radio_python  # noqa: E402
-from gsc_phy import cli  # noqa: E402
+from gsc_cli import root as cli  # noqa: E402
 from hardware.sigmf_io import FRAME_LABEL, read_recording  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "sigmf")
@@ -164,8 +164,8 @@ def test_broken_recordings_are_one_line_exit_2(gsc, tmp_path, damage, words):
 
 def test_file_payloads_carry_frame_numbers_and_the_bytes():
     from gsc_phy.config import LinkConfig
-    from gsc_phy.radio_link import _codec, _file_payloads
-    from gsc_phy.stream_decode import SEQ_BITS, payload_seq
+    from gsc_stream.radio_link import _codec, _file_payloads
+    from gsc_stream.stream_decode import SEQ_BITS, payload_seq
 
     codec = _codec(LinkConfig())
     f = codec.frame

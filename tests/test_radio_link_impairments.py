@@ -1,6 +1,6 @@
 """The receiver's impairment specification through the emulated radio path (ML side).
 
-hardware/emulated_link.py chains the same numpy code the GNU Radio blocks wrap (burst
+gsc_stream/emulated_link.py chains the same numpy code the GNU Radio blocks wrap (burst
 modulator, impairment emulator, streaming receiver with gsc_rx's settings) with gsc_phy's
 encoder and LDPC decoder. Frame delivery (CRC ok, right payload) must be >= 99 % at Es/N0
 15 dB with CFO +-3 subcarrier spacings, +-50 ppm SRO, 1 dB / 3 deg IQ imbalance, DC offset
@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from hardware.emulated_link import run_emulated  # noqa: E402
+from gsc_stream.emulated_link import run_emulated  # noqa: E402
 
 SPEC = {"phase_noise_linewidth_hz": 50.0, "iq_gain_db": 1.0, "iq_phase_deg": 3.0,
         "dc_offset": [0.03, -0.02], "esno_db": 15.0}

@@ -26,7 +26,7 @@ import time
 import pytest
 
 from bridge.interpreters import find_radio_python
-from gsc_phy.loopback import LOSS_CAUSES, run_loopback
+from gsc_stream.loopback import LOSS_CAUSES, run_loopback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RADIO = find_radio_python()
@@ -87,7 +87,7 @@ class _Loopback:
     def __init__(self, out_dir, *args: str) -> None:
         self.out_dir = out_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gsc_phy.cli", "loopback", "--out", str(out_dir), *args],
+            [sys.executable, "-m", "gsc_cli", "loopback", "--out", str(out_dir), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         )
         self.lines: list[str] = []
@@ -203,7 +203,7 @@ def test_worker_killed_mid_run_loses_nothing(run_cli, workers):
 
 
 @pytest.mark.parametrize("victim,marker", [("flowgraph", "gsc_loopback_gen.py"),
-                                           ("decoder service", "gsc_phy.decoder_service")])
+                                           ("decoder service", "gsc_stream.decoder_service")])
 def test_child_crash_is_reported(run_cli, victim, marker):
     """A child that dies stops the run: one line naming it, exit code 1, the summary says
     which failed, and no process of the tree is left (the killed service's workers too)."""

@@ -7,19 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gsc_phy.cli import main
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
+from gsc_cli.root import main
 from gsc_semantic.scenarios.cli import _load
 from gsc_semantic.scenarios.common import parse_link
-from gsc_semantic.scenarios.road_train import train_all
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory):
-    """Road models after one training step each (the pipeline, not their quality)."""
-    root = tmp_path_factory.mktemp("road_ckpt")
-    train_all(str(root), seg_steps=1, codec_steps=1, scenes=4)
-    return str(root)
+def tiny_checkpoints(road_tiny_checkpoints):
+    return road_tiny_checkpoints
 
 
 def _one_error_line(capsys) -> str:

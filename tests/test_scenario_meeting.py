@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.common import parse_link
 from gsc_semantic.scenarios.meeting_clips import (
     load_clip,
@@ -59,7 +59,7 @@ def test_synthetic_clips_move_smoothly(source):
 # ---- landmark model (shipped checkpoint) --------------------------------------------------
 @pytest.fixture(scope="module")
 def landmark_net():
-    from gsc_semantic.codec import checkpoints_root
+    from bridge.common import checkpoints_root
     from gsc_semantic.scenarios.face_landmarks import LandmarkNet
 
     return LandmarkNet.from_pretrained(os.path.join(checkpoints_root(), "meeting_landmarks"))

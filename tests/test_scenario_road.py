@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.layered_link import plan_layers
 from gsc_semantic.scenarios.road import (
     UEP_MARGIN_DB,

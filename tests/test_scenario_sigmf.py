@@ -18,9 +18,9 @@ import shutil
 import numpy as np
 import pytest
 
+from bridge.common import ConfigError
 from bridge.interpreters import find_radio_python
-from gsc_phy.cli import main
-from gsc_phy.config import ConfigError
+from gsc_cli.root import main
 from gsc_semantic.scenarios.layered_link import LayeredLink
 from gsc_semantic.scenarios.road import DEFAULT_RHO
 from gsc_semantic.sigmf_transport import MANIFEST, SigMFTransport, replay_transmission

@@ -264,7 +264,9 @@ def test_mismatched_config_is_reported(tmp_path):
 # ---- shipped checkpoints ------------------------------------------------------------------
 
 def test_shipped_checkpoints_are_listed_and_small():
-    root = C.checkpoints_root()
+    from bridge.common import checkpoints_root
+
+    root = checkpoints_root()
     manifest = json.loads((root / "MANIFEST.json").read_text())
     total = 0
     for name in PRESETS:

@@ -48,14 +48,14 @@ def test_wrong_image_shape_is_refused(codec):
                                   ["--methods", "gsc,png"], ["--ratio", "0"],
                                   ["--snr", "5:0:1"], ["--trials", "0"]])
 def test_eval_bad_input(args, tmp_path):
-    res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "eval", *args, "--out",
+    res = subprocess.run([sys.executable, "-m", "gsc_cli", "eval", *args, "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("gsc: error: "), res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 
 def test_eval_writes_table_and_figures(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "eval", "--data", "fmnist",
+    res = subprocess.run([sys.executable, "-m", "gsc_cli", "eval", "--data", "fmnist",
                           "--snr", "0,20", "--ratio", "1/12",
                           "--methods", "gsc,gsc-mse,jpeg,capacity", "--images", "4",
                           "--steps", "2", "--trials", "2", "--out",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_phy.frame import FrameFormat
 from gsc_phy.link import Link, combine_repetitions
 from gsc_phy.mcs import MCS_TABLE, SINGLE_SLOT_TABLE, mcs_by_index, select_mcs, threshold_db

@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bridge.common import ConfigError
 from bridge.interpreters import find_radio_python
-from gsc_phy.config import ConfigError
-from gsc_phy.loopback import run_loopback
-from gsc_phy.stream_decode import SEQ_BITS, payload_seq
 from gsc_semantic.baselines import AdaptiveLink
 from gsc_semantic.scenarios.layered_link import LayeredLink
 from gsc_semantic.stream_transport import StreamTransport, frame_payloads
+from gsc_stream.loopback import run_loopback
+from gsc_stream.stream_decode import SEQ_BITS, payload_seq
 
 _RADIO = find_radio_python()
 needs_radio = pytest.mark.skipif(

@@ -9,16 +9,13 @@ import sys
 import click
 import pytest
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_phy.sweep import Runner, load_sweep, parse_sweep, point_id, register_runner
 from gsc_phy.sweep.engine import run_sweep
 from gsc_phy.sweep.report import write_report
 from gsc_phy.sweep.store import ResultStore, read_failures, read_results
 
-CLI = ("import sys; from gsc_phy import cli; "
-       "cli.LAZY_COMMANDS.setdefault('sweep', 'gsc_phy.sweep.commands:sweep'); "
-       "cli.LAZY_COMMANDS.setdefault('report', 'gsc_phy.sweep.commands:report'); "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = "import sys; from gsc_cli import root as cli; sys.exit(cli.main(sys.argv[1:]))"
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "sweeps")
 
 

@@ -15,10 +15,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-CLI = ("import sys; from gsc_phy import cli; "
-       "cli.LAZY_COMMANDS.setdefault('sweep', 'gsc_phy.sweep.commands:sweep'); "
-       "cli.LAZY_COMMANDS.setdefault('report', 'gsc_phy.sweep.commands:report'); "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = "import sys; from gsc_cli import root as cli; sys.exit(cli.main(sys.argv[1:]))"
 
 SWEEP = """\
 name: kill-test

@@ -13,7 +13,7 @@ def _sweep(tmp_path, text):
     spec = tmp_path / "sweep.yaml"
     spec.write_text(text)
     out = tmp_path / "store"
-    res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "sweep", str(spec), "--no-ray",
+    res = subprocess.run([sys.executable, "-m", "gsc_cli", "sweep", str(spec), "--no-ray",
                           "--out", str(out), "--quiet"], capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr
@@ -34,7 +34,7 @@ grid: {methods: ["gsc", "jpeg"]}
 def test_bad_eval_parameter_is_refused(tmp_path):
     spec = tmp_path / "bad.yaml"
     spec.write_text("runner: eval\ngrid: {colour: [red]}\n")
-    res = subprocess.run([sys.executable, "-m", "gsc_phy.cli", "sweep", str(spec), "--no-ray",
+    res = subprocess.run([sys.executable, "-m", "gsc_cli", "sweep", str(spec), "--no-ray",
                           "--out", str(tmp_path / "s")], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 2 and res.stderr.startswith("gsc: error:"), res.stderr

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from gsc_phy.cli import main as cli_main
+from gsc_cli.root import main as cli_main
 from gsc_semantic.codec import PRESETS, SemanticCodec, file_sha256, write_manifest
 from gsc_semantic.decoder import CheckpointError
 from gsc_semantic.encoder import SemanticProjection

@@ -3,7 +3,7 @@
 The ``.grc`` files are generated from the specs below so that all of them follow one
 contract (ZeroMQ endpoints, parameter names = :meth:`hardware.profiles.RadioProfile.flowgraph`
 keyword arguments). They are ordinary GRC files: open them in GNU Radio Companion with
-``GRC_BLOCKS_PATH=flowgraphs/device/grc`` for the gsc blocks.
+the gsc blocks installed (``make setup``), or ``GRC_BLOCKS_PATH=flowgraphs/grc``.
 
 Usage (radio interpreter, repository root)::
 
@@ -27,7 +27,7 @@ __all__ = ["FLOWGRAPHS", "HERE", "BLOCKS_DIR", "grc_documents", "write_grc", "co
            "main"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BLOCKS_DIR = os.path.join(HERE, "grc")
+BLOCKS_DIR = os.path.join(os.path.dirname(HERE), "grc")  # the one tree of block YAML
 _ROW = 120  # canvas spacing
 
 

@@ -8,7 +8,7 @@
 * :class:`sigmf_sink_c` records a stream into a SigMF recording, metadata written when the
   flowgraph stops (the SigMF file radio's TX).
 
-GRC block YAML: ``flowgraphs/device/grc/gsc_*.block.yml``.
+GRC block YAML: ``flowgraphs/grc/device/gsc_*.block.yml``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@
 * :class:`channel_feed` -- Nt x Nr channel per burst from local TDL draws or from gsc_phy
   realisations over ZeroMQ (TDL/CDL/RIS).
 
-GRC finds their ``.block.yml`` files in ``flowgraphs/grc`` through ``GRC_BLOCKS_PATH`` (see
-the README); the repository root must be on ``PYTHONPATH`` so ``flowgraphs.gsc_gr`` imports.
+Their ``.block.yml`` files are in ``flowgraphs/grc``; ``make setup``
+(``flowgraphs/install_blocks.py``) installs them where GRC looks and puts the repository
+root on the radio interpreter's path, so GRC and ``grcc`` need no environment variables.
 """
 
 try:

@@ -1,6 +1,6 @@
 """The gsc resource grid on the radio side: which RE carries data, which a pilot, which nothing.
 
-:class:`GridLayout` loads the JSON written by ``gsc_phy.grid_export`` (Sionna's
+:class:`GridLayout` loads the JSON written by ``gsc_stream.grid_export`` (Sionna's
 ``ResourceGrid`` and pilot pattern, exported on the ML side) and maps data symbols onto the
 grid and back, with numpy only (numpy 1.24 and 2.x).
 

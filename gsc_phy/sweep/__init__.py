@@ -20,7 +20,14 @@ actually runs (``engine``) or a point is simulated (``runners``).
 
 from __future__ import annotations
 
-from .runners import RUNNERS, ReportSpec, Runner, get_runner, register_runner
+from .runners import (
+    RUNNERS,
+    ReportSpec,
+    Runner,
+    get_runner,
+    register_runner,
+    register_runner_factory,
+)
 from .spec import Point, SweepSpec, load_sweep, parse_sweep, point_id
 from .store import ResultStore, read_results
 
@@ -30,6 +37,7 @@ __all__ = [
     "Runner",
     "get_runner",
     "register_runner",
+    "register_runner_factory",
     "Point",
     "SweepSpec",
     "load_sweep",

@@ -1,6 +1,6 @@
-"""Click commands ``gsc sweep`` and ``gsc report`` (registered lazily by ``gsc_phy.cli``).
+"""Click commands ``gsc sweep`` and ``gsc report`` (registered by the root, ``gsc_cli.root``).
 
-Bad input raises :class:`~gsc_phy.config.ConfigError`, which the ``gsc`` entry point turns
+Bad input raises :class:`~bridge.common.ConfigError`, which the ``gsc`` entry point turns
 into one ``gsc: error: ...`` line and exit code 2; points that fail while running exit 1.
 """
 
@@ -10,7 +10,7 @@ import os
 
 import click
 
-from ..config import ConfigError
+from bridge.common import ConfigError
 
 __all__ = ["sweep", "report"]
 

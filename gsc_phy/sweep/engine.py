@@ -30,7 +30,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..config import ConfigError
+from bridge.common import ConfigError, repo_path
+
 from ..provenance import versions
 from .spec import Point, SweepSpec
 from .store import ResultStore
@@ -148,8 +149,7 @@ class _RayContext:
             return self
         runtime_env = None
         if self.ship_code:
-            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            mods = [os.path.join(root, m) for m in ("gsc_phy", "gsc_semantic", "bridge")]
+            mods = [repo_path(m) for m in ("gsc_phy", "gsc_stream", "gsc_semantic", "bridge")]
             runtime_env = {"py_modules": [m for m in mods if os.path.isdir(m)]}
         common: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR,
                                       runtime_env=runtime_env)

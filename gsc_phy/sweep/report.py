@@ -19,7 +19,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ConfigError
+from bridge.common import ConfigError
+
 from .runners import ReportSpec, get_runner
 from .spec import canonical_json
 from .store import FAILURES, read_failures, read_manifest, read_results

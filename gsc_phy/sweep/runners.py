@@ -9,24 +9,24 @@ the driver, before anything is scheduled), and a ``run`` function executed by a 
 
 ``options`` holds every option of the command, keyed like the click command's keyword
 arguments, with the command's defaults filled in. Runners are registered by name, either as
-:class:`Runner` objects or lazily as ``"module:attribute"`` strings (the attribute is a
-Runner or a function returning one)::
+:class:`Runner` objects or lazily as functions returning one (called at the first use)::
 
-    RUNNERS["eval"] = "gsc_semantic.evaluate:sweep_runner"
+    register_runner_factory("eval", eval_sweep_runner)
 
-Only ``link`` exists today; ``gsc eval`` and ``gsc loopback`` plug in the same way.
+Only ``link`` lives here (the simulator's own command); the CLI root (``gsc_cli``), which sits
+above every package, registers ``eval`` (gsc_semantic) and ``loopback`` (gsc_stream) the same
+way, so this package never names a higher one.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from ..config import ConfigError
+from bridge.common import ConfigError
 
 __all__ = [
     "Param",
@@ -35,6 +35,7 @@ __all__ = [
     "RUNNERS",
     "get_runner",
     "register_runner",
+    "register_runner_factory",
     "link_runner",
     "link_config",
 ]
@@ -219,12 +220,8 @@ def link_runner() -> Runner:
 
 
 # ----------------------------------------------------------------------- registry
-#: runner name -> Runner, or "module:attribute" of a Runner / a function returning one
-RUNNERS: dict[str, Runner | str] = {
-    "link": "gsc_phy.sweep.runners:link_runner",
-    "eval": "gsc_semantic.evaluate:sweep_runner",
-    "loopback": "gsc_phy.loopback:sweep_runner",
-}
+#: runner name -> Runner, or a function returning one (called once, at the first use)
+RUNNERS: dict[str, Runner | Callable[[], Runner]] = {"link": link_runner}
 
 
 def register_runner(runner: Runner) -> None:
@@ -232,14 +229,18 @@ def register_runner(runner: Runner) -> None:
     RUNNERS[runner.name] = runner
 
 
+def register_runner_factory(name: str, factory: Callable[[], Runner]) -> None:
+    """Make the runner ``factory()`` returns available as ``runner: <name>``; the factory runs
+    at the first use (a runner's module may import torch)."""
+    RUNNERS.setdefault(str(name), factory)
+
+
 def get_runner(name: str) -> Runner:
     """The runner called ``name``; raises :class:`ConfigError` for an unknown one."""
     entry = RUNNERS.get(str(name))
     if entry is None:
         raise ConfigError(f"unknown runner {name!r}; choose from {', '.join(sorted(RUNNERS))}")
-    if isinstance(entry, str):
-        module, attr = entry.split(":")
-        obj = getattr(importlib.import_module(module), attr)
-        entry = obj if isinstance(obj, Runner) else obj()
+    if not isinstance(entry, Runner):
+        entry = entry()
         RUNNERS[str(name)] = entry
     return entry

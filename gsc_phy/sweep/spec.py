@@ -19,7 +19,7 @@ A sweep file (YAML)::
 Parameter names are the runner command's long options (``--max-frames`` may be written
 ``max_frames`` or ``max-frames``). Everything is checked here, before anything runs: an
 unknown parameter, an empty range, a wrongly typed value or a point the runner rejects
-raises :class:`~gsc_phy.config.ConfigError` with one line.
+raises :class:`~bridge.common.ConfigError` with one line.
 
 A point's identity is the hash of its canonical JSON (runner, explicitly set parameters
 after type conversion, seed): the same point gets the same id in every sweep file.
@@ -38,7 +38,8 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError
+from bridge.common import ConfigError
+
 from .runners import Runner, get_runner
 
 __all__ = ["Point", "SweepSpec", "load_sweep", "parse_sweep", "point_id", "canonical_json",

@@ -21,7 +21,7 @@ import os
 import warnings
 from typing import Any
 
-from ..config import ConfigError
+from bridge.common import ConfigError
 
 __all__ = ["ResultStore", "read_results", "read_failures", "read_manifest", "RESULTS",
            "MANIFEST", "FAILURES"]

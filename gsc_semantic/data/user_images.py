@@ -5,7 +5,7 @@ path), converts it to RGB and either keeps its own size (``size=None``, what ``g
 codes) or **centre-crops it to a square and resizes it** to ``size`` x ``size`` (antialiased
 bicubic; what ``gsc eval --data DIR`` compares at, 256 by default). Files that cannot be
 read, or whose shorter side is below ``min_side``, are skipped and named in the result; an
-input that leaves no image at all raises :class:`~gsc_phy.config.ConfigError` (one line for
+input that leaves no image at all raises :class:`~bridge.common.ConfigError` (one line for
 the CLI).
 
 Example::
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.data._common import pil_to_rgb
 from gsc_semantic.data.folder import IMAGE_EXTENSIONS
 

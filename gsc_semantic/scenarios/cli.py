@@ -17,7 +17,8 @@ import importlib
 
 import click
 
-from gsc_phy.config import ConfigError, parse_rate, parse_snr_range
+from bridge.common import ConfigError
+from gsc_phy.config import parse_rate, parse_snr_range
 
 from .common import LinkSpec, parse_link
 

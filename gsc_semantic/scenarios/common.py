@@ -22,7 +22,7 @@ import matplotlib
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.eval_plots import tile
 
 matplotlib.use("Agg")
@@ -53,7 +53,7 @@ class LinkSpec:
 
 def parse_link(text: str) -> LinkSpec:
     """``"sim"`` | ``"loopback"`` | ``"sigmf:DIR"`` -> :class:`LinkSpec`; anything else
-    raises :class:`~gsc_phy.config.ConfigError` (one line).
+    raises :class:`~bridge.common.ConfigError` (one line).
 
     Example::
 
@@ -74,21 +74,24 @@ def parse_link(text: str) -> LinkSpec:
 
 def link_transport(link: LinkSpec, channel: str, seed: int, out_dir: str, scenario: str,
                    echo=None):
-    """The ``transport`` a scenario's links share: ``"sim"``; for ``--link loopback`` one
+    """The transport object a scenario's links share:
+    :data:`~gsc_semantic.transports.SIMULATED` for ``--link sim``; for ``--link loopback`` one
     :class:`~gsc_semantic.stream_transport.StreamTransport` (runs logged under
     ``OUT/loopback/txNNNN``); for ``--link sigmf:DIR`` one
     :class:`~gsc_semantic.sigmf_transport.SigMFTransport` (recordings and manifest in DIR,
     replay logs under ``OUT/sigmf/NAME``). Their ``take()`` gives the counters per method. A
     channel the loopback cannot emulate, or a DIR recorded with another configuration, raises
-    :class:`~gsc_phy.config.ConfigError`.
+    :class:`~bridge.common.ConfigError`.
 
     Example::
 
-        >>> link_transport(parse_link("sim"), "awgn", 0, "runs/x", "road")
-        'sim'
+        >>> link_transport(parse_link("sim"), "awgn", 0, "runs/x", "road").streamed
+        False
     """
     if link.kind == "sim":
-        return "sim"
+        from gsc_semantic.transports import SIMULATED
+
+        return SIMULATED
     if link.kind == "sigmf":
         from gsc_semantic.sigmf_transport import SigMFTransport
 
@@ -103,14 +106,14 @@ def link_transport(link: LinkSpec, channel: str, seed: int, out_dir: str, scenar
 
 def link_context(transport, name: str) -> None:
     """Name what ``transport`` sends next (e.g. the method) in its progress lines and, for
-    ``--link sigmf``, in the recording names; nothing for the simulated link.
+    ``--link sigmf``, in the recording names; the simulated link ignores it.
 
     Example::
 
-        >>> link_context("sim", "jpeg")
+        >>> from gsc_semantic.transports import SIMULATED
+        >>> link_context(SIMULATED, "jpeg")
     """
-    if transport != "sim":
-        transport.context = name
+    transport.context = name
 
 
 def _fmt(v) -> str:

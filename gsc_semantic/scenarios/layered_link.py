@@ -44,7 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError
+from gsc_phy.config import LinkConfig
 from gsc_phy.mcs import SINGLE_SLOT_TABLE, Mcs, mcs_by_index, threshold_db
 from gsc_semantic.baselines import AdaptiveLink
 
@@ -196,9 +197,10 @@ class LayeredLink:
     :param rho: Bandwidth ratio (channel uses, everything counted, / (C·H·W)).
     :param layer_bits: Bits per image of each layer, most important first.
     :param mcs_per_layer: ``"adaptive"`` (ladder), ``"single"`` or a list of MCS indices.
-    :param link: ``"sim"`` (gsc_phy simulation), ``"loopback"`` (GNU Radio streaming
-        loopback, one run per layer and call) or a shared
-        :class:`~gsc_semantic.stream_transport.StreamTransport`.
+    :param link: A transport object (:mod:`gsc_semantic.transports`; default the simulated
+        link), e.g. a shared :class:`~gsc_semantic.stream_transport.StreamTransport`; the
+        legacy ``"sim"``/``"loopback"`` (a new loopback, one run per layer and call) still
+        work.
     :param image_shape: (C, H, W) of the source image the budget refers to.
     :param base_config: Other SISO link settings (estimator, delay spread, ...).
     :param device: Torch device of the gsc_phy links.
@@ -212,7 +214,7 @@ class LayeredLink:
 
     def __init__(self, channel: str = "awgn", rho: float = 1 / 12,
                  layer_bits: Sequence[int] = (256,), mcs_per_layer="adaptive",
-                 link="sim", image_shape: tuple[int, int, int] = (3, 64, 64), *,
+                 link=None, image_shape: tuple[int, int, int] = (3, 64, 64), *,
                  base_config: LinkConfig | None = None, device: str | None = None) -> None:
         if isinstance(link, str) and link not in ("sim", "loopback"):
             raise ConfigError(f"LayeredLink runs on the simulated link or the streaming "

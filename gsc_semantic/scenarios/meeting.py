@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError, checkpoints_root
 from gsc_semantic.baselines import (
     AdaptiveLink,
     Encoded,
@@ -58,7 +58,6 @@ from gsc_semantic.baselines import (
     encode,
     encode_to_fit,
 )
-from gsc_semantic.codec import checkpoints_root
 from gsc_semantic.resolution_adaptive import codec_baseline
 from gsc_semantic.scenarios.common import (
     LinkSpec,
@@ -133,7 +132,8 @@ class GscMeeting:
     :param decoder: :class:`~.meeting_decoder.MeetingDecoder`.
     :param channel, rho: link and bandwidth ratio; ``codec``: the
         :class:`~.meeting_keypoints.KeypointCodec`; ``keypoint_share``: the keypoints' share
-        of the per-frame budget; ``link``: ``"sim"``, ``"loopback"`` or a shared
+        of the per-frame budget; ``link``: a transport object (default: simulated), or the
+        legacy ``"sim"``/``"loopback"``, or a shared
         :class:`~gsc_semantic.stream_transport.StreamTransport` (see :class:`LayeredLink`).
     :param mcs: ``None``: the SNR-agnostic design (keypoint layers on the UEP ladder that
         fits ``rho·keypoint_share``, reference on MCS :data:`REFERENCE_MCS`); an MCS index
@@ -145,7 +145,7 @@ class GscMeeting:
 
     def __init__(self, frames: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
                  decoder: MeetingDecoder, channel: str, rho: float, codec: KeypointCodec,
-                 keypoint_share: float = 0.5, reference_codec: str = "webp", link="sim",
+                 keypoint_share: float = 0.5, reference_codec: str = "webp", link=None,
                  mcs: int | str | None = None, reference_mcs: int | str | None = None,
                  reference_quality: int | None = None) -> None:
         t, size = frames.shape[0], frames.shape[1]
@@ -317,7 +317,7 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
     h264 = H264Link(channel, rho, seed=seed, transport=transport)
     codecs = {c: codec_baseline(c, channel, rho, on_loss="previous", seed=seed,
                                 transport=transport) for c in CODEC_METHODS}
-    counters = (lambda: transport.take()) if transport != "sim" else (lambda: None)
+    counters = transport.take  # None on the simulated link
     metrics = FrameMetrics(landmark_net)
     budget_cu = rho * 3 * SIZE * SIZE
     rows, strips, gif_frames, details = [], [], None, []

@@ -124,7 +124,7 @@ def compare(gsc: Sequence[dict], h264: Sequence[dict]) -> list[dict]:
 
 def h264_points(frames: np.ndarray, true_lm: np.ndarray, landmark_net, channel: str,
                 snr_db: float, seed: int = 0, channel_uses=H264_CHANNEL_USES,
-                transport="sim") -> list[dict]:
+                transport=None) -> list[dict]:
     """H.264 through the link at ``snr_db`` for each budget (channel uses per frame).
 
     :return: one dict per budget where a stream fitted: ``budget``, ``channel_uses_per_frame``
@@ -166,7 +166,7 @@ def policy_mcs(policy: str, channel: str, snr_db: float) -> tuple[int | str, int
 def gsc_points(frames: np.ndarray, true_lm: np.ndarray, lm_tx: np.ndarray,
                present: np.ndarray, decoder, landmark_net, basis, channel: str,
                snr_db: float, seed: int = 0, settings: Sequence[GscSetting] = GSC_SETTINGS,
-               policies: Sequence[str] = MCS_POLICIES, transport="sim") -> list[dict]:
+               policies: Sequence[str] = MCS_POLICIES, transport=None) -> list[dict]:
     """gsc through the link at ``snr_db`` for each setting and MCS policy.
 
     :return: one dict per point: ``policy``, ``setting``, ``bits_per_frame`` (keypoints +
@@ -205,7 +205,7 @@ def gsc_points(frames: np.ndarray, true_lm: np.ndarray, lm_tx: np.ndarray,
 def sweep(frames: np.ndarray, true_lm: np.ndarray, lm_tx: np.ndarray, present: np.ndarray,
           decoder, landmark_net, basis, channel: str, snrs: Sequence[float], seed: int = 0,
           settings: Sequence[GscSetting] = GSC_SETTINGS,
-          h264_channel_uses: Sequence[float] = H264_CHANNEL_USES, transport="sim",
+          h264_channel_uses: Sequence[float] = H264_CHANNEL_USES, transport=None,
           extra_gsc: Sequence[dict] = ()) -> dict:
     """H.264 and gsc points at every SNR and their comparison (see the module notes).
 

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 
 __all__ = ["save_module", "load_module", "save_arrays", "load_arrays", "WEIGHTS", "CONFIG",
            "REBUILD_HINT"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.data.faces import FACE_LANDMARKS, render_face, sample_face_params
 
 __all__ = ["Clip", "PHOTO_LANDMARKS", "SOURCES", "synthetic_clip", "animate_landmarks",

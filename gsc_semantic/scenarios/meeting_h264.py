@@ -32,8 +32,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from bridge.common import ConfigError
 from gsc_phy.bits import bits_to_bytes, bytes_to_bits
-from gsc_phy.config import ConfigError
 from gsc_semantic.baselines import AdaptiveLink
 
 __all__ = ["encode_h264", "decode_h264", "strip_sei", "fit_h264", "H264Result", "H264Link",

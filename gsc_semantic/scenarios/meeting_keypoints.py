@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gsc_phy.config import ConfigError
+from bridge.common import ConfigError
 from gsc_semantic.scenarios.meeting_checkpoints import load_arrays, save_arrays
 
 __all__ = ["KeypointBasis", "KeypointCodec", "fit_basis", "inter_ocular", "FRAME_STATUS",

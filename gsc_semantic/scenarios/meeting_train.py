@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from gsc_semantic.codec import checkpoints_root, write_manifest
+from bridge.common import checkpoints_root
+from gsc_semantic.codec import write_manifest
 
 __all__ = ["LANDMARKS_NAME", "REFINER_NAME", "KEYPOINTS_NAME", "REBUILD_COMMAND",
            "keypoint_displacements", "main"]

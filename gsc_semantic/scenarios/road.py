@@ -37,14 +37,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from gsc_phy.config import ConfigError, LinkConfig
+from bridge.common import ConfigError, checkpoints_root
+from gsc_phy.config import LinkConfig
 from gsc_phy.mcs import SINGLE_SLOT_TABLE, threshold_db
 from gsc_phy.provenance import versions
 from gsc_semantic.baselines import SeparationBaseline
 from gsc_semantic.codec import (
     MANIFEST_NAME,
     CheckpointError,
-    checkpoints_root,
     verify_checkpoint,
     write_manifest,
 )
@@ -317,8 +317,9 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
                     recons[m], first = recon, info
                 per_trial.append({**scorer(recon), "layers_received": info["layers_received"],
                                   "delivered": info["delivered"]})
-            if transport != "sim":
-                first["loopback"] = transport.take()
+            counters = transport.take()  # None on the simulated link
+            if counters is not None:
+                first["loopback"] = counters
             rows.append({"method": m, "snr_db": snr, **first, **aggregate_trials(per_trial)})
         echo(f"[road] Es/N0 {snr:g} dB: " + ", ".join(
             f"{r['method']} mIoU {r['miou']:.2f} F1 {r['f1']:.2f}" for r in rows[-len(METHODS):]))

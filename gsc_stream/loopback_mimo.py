@@ -1,7 +1,7 @@
 """``gsc loopback --mimo 2x2`` and ``--channel cdl-a|ris|tdl-a`` through the channel feed.
 
 Two GNU Radio flowgraphs (radio interpreter), both ending in the decoder service as the SISO
-loopback of :mod:`gsc_phy.loopback` does:
+loopback of :mod:`gsc_stream.loopback` does:
 
 * ``flowgraphs/gsc_mimo_loopback_gen.py`` (``--mimo 2x2``): two streams per frame ->
   ``gsc Precoder`` (``--precoder identity`` or ``svd``: eigen-beamforming per frame with
@@ -9,7 +9,7 @@ loopback of :mod:`gsc_phy.loopback` does:
 * ``flowgraphs/gsc_feed_loopback_gen.py`` (SISO): ``gsc OFDM Burst TX`` -> 1x1
   ``gsc Channel Feed`` -> ``gsc OFDM Burst RX``.
 
-The channel of each frame is drawn here by :class:`gsc_phy.channel_feed.ChannelFeed`
+The channel of each frame is drawn here by :class:`gsc_stream.channel_feed.ChannelFeed`
 (Sionna TDL/CDL, gsc_phy's RIS at the README's geometry, or ``sqrt(Nt) I`` for ``awgn``) and
 pushed over ZeroMQ just before the frame itself; with ``--precoder svd`` the flowgraph
 draws TDL realisations itself (numpy TR 38.901 profiles) so the precoder can recompute the
@@ -35,19 +35,14 @@ from collections import Counter
 
 import numpy as np
 
+from bridge.common import REPO_ROOT, ConfigError
 from bridge.transport import Puller, Pusher
 from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
+from gsc_phy.config import LinkConfig
 
-from .config import ConfigError, LinkConfig
-from .loopback import (
-    ROOT,
-    _read_json,
-    _tail,
-    _terminate,
-    attribute_losses,
-    radio_python_or_error,
-)
+from .losses import attribute_losses
+from .processes import radio_python_or_error, read_json, tail, terminate
 
 __all__ = [
     "run_feed_loopback",
@@ -57,8 +52,8 @@ __all__ = [
     "RIS_DEFAULTS",
 ]
 
-MIMO_FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_mimo_loopback_gen.py")
-FEED_FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_feed_loopback_gen.py")
+MIMO_FLOWGRAPH = os.path.join(REPO_ROOT, "flowgraphs", "gsc_mimo_loopback_gen.py")
+FEED_FLOWGRAPH = os.path.join(REPO_ROOT, "flowgraphs", "gsc_feed_loopback_gen.py")
 #: RIS geometry of ``--channel ris`` (the README's example: 256 elements, direct path blocked).
 RIS_DEFAULTS = dict(ris_elements=256, tx_pos=(0.0, 0.0, 5.0), ris_pos=(10.0, 5.0, 5.0),
                     rx_pos=(20.0, 0.0, 1.5), ris_phases="cophase", ris_direct_blocked=True)
@@ -104,9 +99,10 @@ def run_feed_loopback(
     """
     import torch
 
+    from gsc_phy.provenance import versions
+
     from .channel_feed import FEED_CHANNELS, ChannelFeed
     from .grid_export import write_grid_json
-    from .provenance import versions
     from .stream_decode import StreamCodec, loopback_payload, payload_crc32
 
     say = echo or (lambda msg: None)
@@ -151,7 +147,7 @@ def run_feed_loopback(
     sock_dir = tempfile.mkdtemp(prefix="gsc-lbf-")
     eps = {name: f"ipc://{sock_dir}/{name}.sock" for name in ("tx", "rx", "res", "feed")}
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     radio_log, dec_log = os.path.join(out_dir, "radio.log"), os.path.join(out_dir, "decoder.log")
     radio = dec = results = src = feed_tx = None
     t_send: dict[int, int] = {}
@@ -164,11 +160,12 @@ def run_feed_loopback(
             feed_tx = Pusher(eps["feed"], timeout_ms=30000, hwm=4 * window + 64)
         with open(dec_log, "w") as dlog:
             dec = subprocess.Popen(
-                [sys.executable, "-m", "gsc_phy.decoder_service", "serve", "--connect", eps["rx"],
+                [sys.executable, "-m", "gsc_stream.decoder_service", "serve",
+                 "--connect", eps["rx"],
                  "--workers", "1", "--grid", grid_file, "--results", eps["res"],
                  "--out", dec_dir],
-                stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                start_new_session=True,  # _terminate stops the whole process group
+                stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
+                start_new_session=True,  # terminate stops the whole process group
             )
         flowgraph = MIMO_FLOWGRAPH if ant > 1 else FEED_FLOWGRAPH
         args = [radio_py, flowgraph, "--grid", grid_file, "--tx-endpoint", eps["tx"],
@@ -181,8 +178,8 @@ def run_feed_loopback(
             args += ["--precoder", precoder]
         with open(radio_log, "w") as rlog:
             radio = subprocess.Popen(args, stdout=rlog, stderr=subprocess.STDOUT, env=env,
-                                     cwd=ROOT, start_new_session=True)
-        say(f"radio: {radio_py} {os.path.relpath(flowgraph, ROOT)}; channel {channel} "
+                                     cwd=REPO_ROOT, start_new_session=True)
+        say(f"radio: {radio_py} {os.path.relpath(flowgraph, REPO_ROOT)}; channel {channel} "
             f"({'flowgraph TDL draws' if local else 'gsc_phy feed'})")
         t0 = time.monotonic()
         ready = 0
@@ -190,7 +187,7 @@ def run_feed_loopback(
             for proc, log, what in ((dec, dec_log, "decoder service"),
                                     (radio, radio_log, "loopback flowgraph")):
                 if proc.poll() is not None:
-                    raise ConfigError(f"the {what} exited: {_tail(log, 3)}")
+                    raise ConfigError(f"the {what} exited: {tail(log, 3)}")
             if time.monotonic() - t0 > 180:
                 raise ConfigError("the decoder service did not come up within 180 s")
             msg = results.recv()
@@ -201,7 +198,7 @@ def run_feed_loopback(
         pending: list = []
         while accounted < frames:
             if radio.poll() is not None:
-                raise ConfigError(f"the loopback flowgraph exited: {_tail(radio_log, 3)}")
+                raise ConfigError(f"the loopback flowgraph exited: {tail(radio_log, 3)}")
             if time.monotonic() - t_start > timeout_s:
                 raise ConfigError(f"loopback timed out after {timeout_s:.0f} s")
             if sent < frames and sent - accounted < window:
@@ -238,8 +235,8 @@ def run_feed_loopback(
         try:
             radio.wait(60)
         except subprocess.TimeoutExpired:
-            _terminate(radio)
-        expected = _read_json(os.path.join(radio_dir, "rx.json")).get("frames_queued", 0)
+            terminate(radio)
+        expected = read_json(os.path.join(radio_dir, "rx.json")).get("frames_queued", 0)
         t_quiet = time.monotonic()
         while len(res_list) < expected and time.monotonic() - t_quiet < 5.0:
             msg = results.recv()
@@ -250,8 +247,8 @@ def run_feed_loopback(
         wall_s = time.monotonic() - t_start
     finally:
         torch.set_num_threads(threads)
-        _terminate(radio)
-        _terminate(dec, 20)
+        terminate(radio)
+        terminate(dec, 20)
         for sock in (results, src, feed_tx):
             if sock is not None:
                 sock.close(linger_ms=0)
@@ -274,9 +271,9 @@ def run_feed_loopback(
             continue
         decoded[seq] = r
         blocks_ok += len(ok)
-    stats = {name: _read_json(os.path.join(radio_dir, f"{name}.json"))
+    stats = {name: read_json(os.path.join(radio_dir, f"{name}.json"))
              for name in ("tx", "precoder", "channel", "rx")}
-    dec_stats = _read_json(os.path.join(dec_dir, "decoder.json"))
+    dec_stats = read_json(os.path.join(dec_dir, "decoder.json"))
     lost = frames - len(decoded)
     measured["queue_overflow"] = int(stats["rx"].get("queue_overflow", 0))
     measured["decoder_absent"] = int(stats["rx"].get("decoder_absent", 0))
@@ -334,7 +331,7 @@ def run_feed_loopback(
 def run_from_options(o: dict, echo=None) -> dict | None:
     """Pop ``mimo``/``precoder``/``channel_feed`` from ``gsc loopback``'s options ``o``; run
     :func:`run_feed_loopback` and return its result when they (or a cdl/ris channel) ask for
-    it, else return None (``o`` then fits :func:`gsc_phy.loopback.run_loopback`)."""
+    it, else return None (``o`` then fits :func:`gsc_stream.loopback.run_loopback`)."""
     mimo, precoder = o.pop("mimo", None), o.pop("precoder", "identity")
     forced = o.pop("channel_feed", False)
     if not (forced or needs_feed_loopback(mimo, o["channel"])):

@@ -14,7 +14,7 @@ by ``(seed, seq)`` (:func:`loopback_payload`), so a decoded frame identifies its
 .. code-block:: python
 
     from gsc_phy.config import LinkConfig
-    from gsc_phy.stream_decode import StreamCodec
+    from gsc_stream.stream_decode import StreamCodec
     codec = StreamCodec(LinkConfig())
     payload, x = codec.encode(batch_size=2)          # x: [2, 1, 1536] complex64
     out = codec.decode(x, np.full(x.shape, 0.01, np.float32))
@@ -34,9 +34,9 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder
 from sionna.phy.fec.scrambling import Descrambler
 from sionna.phy.mapping import Constellation, Demapper
 
-from .config import LinkConfig
-from .frame import FrameFormat
-from .link import Transmitter, mask_crc
+from gsc_phy.config import LinkConfig
+from gsc_phy.frame import FrameFormat
+from gsc_phy.link import Transmitter, mask_crc
 
 __all__ = [
     "StreamCodec",

@@ -5,7 +5,7 @@ QAM), sends their data symbols over ZeroMQ to the loopback flowgraph
 (``flowgraphs/gsc_loopback_gen.py``: OFDM bursts -> channel emulator -> synchronisation and
 equalisation), which runs under the radio interpreter (found by
 :func:`bridge.interpreters.find_radio_python`), and the decoder service
-(``python -m gsc_phy.decoder_service serve``, ``--workers`` processes) decodes what the
+(``python -m gsc_stream.decoder_service serve``, ``--workers`` processes) decodes what the
 flowgraph receives and reports each frame back. At most ``--window`` frames are in flight.
 At the end the flowgraph gets end-of-stream and drains, the workers are stopped, and
 ``OUT/loopback.json`` is written:
@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,141 +45,22 @@ import time
 import click
 import numpy as np
 
-from bridge.interpreters import find_radio_python
+from bridge.common import REPO_ROOT, ConfigError
 from bridge.reliable import SeenFilter
 from bridge.transport import Puller, Pusher
 from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
+from gsc_phy.config import LinkConfig
 
-from .config import ConfigError, LinkConfig
+from .losses import LOSS_CAUSES, attribute_losses
+from .processes import ChildFailed, check_child, radio_python_or_error, read_json, terminate
 
-__all__ = ["run_loopback", "loopback", "radio_python_or_error", "ROOT", "LOSS_CAUSES",
+__all__ = ["run_loopback", "loopback", "radio_python_or_error", "LOSS_CAUSES",
            "ChildFailed", "attribute_losses"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_loopback_gen.py")
+FLOWGRAPH = os.path.join(REPO_ROOT, "flowgraphs", "gsc_loopback_gen.py")
 CHANNELS = ("awgn", "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e")
-RADIO_OPTIONS = ("radio", "sets", "record")  # gsc loopback --radio: gsc_phy.radio_link
-#: Why a sent frame was not decoded, in the order losses are attributed: ``late`` - decoded
-#: after ``--deadline-ms``; ``undetected_error`` - CRC passed on wrong bits; ``crc_failed`` -
-#: detected and decoded, CRC failed; ``queue_overflow`` - the RX block's queue (and spool)
-#: was full; ``decoder_absent`` - still queued when the flowgraph stopped with no decoder;
-#: ``decoder_dropped`` - rejected by a worker; ``result_lost`` - acknowledged by a worker but
-#: its result never arrived; ``aborted`` - in flight when a process failed; ``not_detected``
-#: - the rest: no burst found. Each count is capped by the frames left to explain.
-LOSS_CAUSES = ("late", "undetected_error", "crc_failed", "queue_overflow", "decoder_absent",
-               "decoder_dropped", "result_lost", "aborted", "not_detected")
-
-
-class ChildFailed(RuntimeError):
-    """A child process (the flowgraph or the decoder service) ended while it was needed.
-
-    :param process: ``flowgraph`` or ``decoder service``.
-    :param detail: Exit status and the last lines of its log.
-    """
-
-    def __init__(self, process: str, detail: str) -> None:
-        super().__init__(f"the {process} failed: {detail}")
-        self.process = process
-
-
-def radio_python_or_error() -> str:
-    """Path of the radio interpreter; :class:`ConfigError` (one line) when there is none."""
-    info = find_radio_python()
-    forced = os.environ.get("GSC_RADIO_PYTHON")
-    if not info or not info.get("gnuradio"):
-        where = f"GSC_RADIO_PYTHON={forced}" if forced else "no Python on this host"
-        raise ConfigError(
-            f"GNU Radio not found ({where} imports gnuradio): install it with "
-            "'apt-get install gnuradio python3-zmq' (Debian/Ubuntu), or set GSC_RADIO_PYTHON "
-            "to the Python GNU Radio was built for"
-        )
-    if not info.get("pyzmq"):
-        raise ConfigError(
-            f"{info['executable']} has GNU Radio but no pyzmq: install it with "
-            "'apt-get install python3-zmq'"
-        )
-    return info["executable"]
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _terminate(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> int | None:
-    """Stop ``proc`` (our child; with ``start_new_session=True`` it leads its own process group
-    and the whole group is stopped): SIGTERM, then SIGKILL for what is left after
-    ``timeout_s``."""
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        try:
-            leader = os.getpgid(proc.pid) == proc.pid
-        except ProcessLookupError:
-            leader = False
-        stop = (lambda sig: _killpg(proc.pid, sig)) if leader else proc.send_signal
-        stop(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            stop(signal.SIGKILL)
-            proc.wait(5)
-    _killpg(proc.pid, signal.SIGKILL)  # whatever the leader left behind in its group
-    return proc.returncode
-
-
-def _exit_status(code: int) -> str:
-    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-
-
-def _check_child(proc: subprocess.Popen | None, process: str, log: str) -> None:
-    """Raise :class:`ChildFailed` if ``proc`` has ended."""
-    if proc is not None and proc.poll() is not None:
-        tail = _tail(log, 3).replace("\n", " | ")
-        raise ChildFailed(process, f"pid {proc.pid}, {_exit_status(proc.returncode)}"
-                          + (f": {tail}" if tail else ""))
-
-
-def _tail(path: str, lines: int = 8) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return "".join(fh.readlines()[-lines:]).strip()
-    except OSError:
-        return ""
-
-
-def attribute_losses(lost: int, measured: dict[str, int], aborted: bool = False
-                     ) -> dict[str, int]:
-    """Split ``lost`` frames over :data:`LOSS_CAUSES` so that they add up exactly.
-
-    :input lost: Frames sent but not delivered.
-    :input measured: Counts per cause (any of ``LOSS_CAUSES[:-2]``; missing ones are 0), each
-        capped, in the order of ``LOSS_CAUSES``, by what is left to explain.
-    :input aborted: A process failed: the rest is ``aborted``, else ``not_detected``.
-    :output: ``{cause: frames}`` for every cause; its sum is ``lost``.
-
-    >>> attribute_losses(5, {"crc_failed": 2})["not_detected"]
-    3
-    """
-    causes: dict[str, int] = {}
-    left = lost
-    for cause in LOSS_CAUSES[:-2]:
-        causes[cause] = min(int(measured.get(cause, 0)), left)
-        left -= causes[cause]
-    causes["aborted"] = left if aborted else 0
-    causes["not_detected"] = 0 if aborted else left
-    return causes
-
-
-def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
+RADIO_OPTIONS = ("radio", "sets", "record")  # gsc loopback --radio: gsc_stream.radio_link
 
 
 def run_loopback(
@@ -212,16 +92,17 @@ def run_loopback(
 
     ``payloads`` (uint8 0/1 [frames, codewords_per_frame, payload_bits_per_block]) sends these
     bits instead of the numbered test payloads (``frames`` is then their count); the first
-    :data:`~gsc_phy.stream_decode.SEQ_BITS` bits of each are its frame number, as in
-    :func:`~gsc_phy.stream_decode.loopback_payload`. The returned dict (not loopback.json) then
+    :data:`~gsc_stream.stream_decode.SEQ_BITS` bits of each are its frame number, as in
+    :func:`~gsc_stream.stream_decode.loopback_payload`. The returned dict (not loopback.json) then
     adds ``delivered_seqs`` (frames decoded with every CRC-24A passing and the payload CRC-32
     of what was sent) and ``frame_results`` (``{"tx_seq", "ok", "crc_match"}`` per decoded
     burst; ``tx_seq`` is None unless every block passed).
     """
     import torch
 
+    from gsc_phy.provenance import versions
+
     from .grid_export import write_grid_json
-    from .provenance import versions
     from .stream_decode import StreamCodec, loopback_payload, payload_crc32
 
     say = echo or (lambda msg: None)
@@ -264,7 +145,7 @@ def run_loopback(
     sock_dir = tempfile.mkdtemp(prefix="gsc-lb-")
     tx_ep, rx_ep, res_ep = (f"ipc://{sock_dir}/{name}.sock" for name in ("tx", "rx", "res"))
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
     radio_log = os.path.join(out_dir, "radio.log")
     dec_log = os.path.join(out_dir, "decoder.log")
     radio = dec = None
@@ -288,10 +169,10 @@ def run_loopback(
         with open(dec_log, "w") as dlog:
             if workers:
                 dec = subprocess.Popen(
-                    [sys.executable, "-m", "gsc_phy.decoder_service", "serve", "--connect",
+                    [sys.executable, "-m", "gsc_stream.decoder_service", "serve", "--connect",
                      rx_ep, "--workers", str(workers), "--grid", grid_file, "--results",
                      res_ep, "--out", dec_dir],
-                    stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                    stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
                     start_new_session=True,
                 )
         with open(radio_log, "w") as rlog:
@@ -302,15 +183,15 @@ def run_loopback(
                  "--delay-spread-ns", repr(float(delay_spread_ns)),
                  "--delay", repr(float(delay)), "--sfo-ppm", repr(float(sfo_ppm)),
                  "--seed", str(seed), "--stats-dir", os.path.abspath(radio_dir)],
-                stdout=rlog, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                stdout=rlog, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
                 start_new_session=True,
             )
         say(f"radio: {radio_py} flowgraphs/gsc_loopback_gen.py; decoder: {workers} worker(s)")
         # wait for every worker to be connected to the flowgraph's RX endpoint
         ready, t0 = 0, time.monotonic()
         while ready < workers:
-            _check_child(dec, "decoder service", dec_log)
-            _check_child(radio, "flowgraph", radio_log)
+            check_child(dec, "decoder service", dec_log)
+            check_child(radio, "flowgraph", radio_log)
             if time.monotonic() - t0 > 180:
                 raise ConfigError("the decoder service did not come up within 180 s")
             msg = results.recv()
@@ -325,8 +206,8 @@ def run_loopback(
         batch = 64
         pending: list[tuple[int, np.ndarray]] = []
         while accounted < frames:
-            _check_child(radio, "flowgraph", radio_log)
-            _check_child(dec, "decoder service", dec_log)
+            check_child(radio, "flowgraph", radio_log)
+            check_child(dec, "decoder service", dec_log)
             if time.monotonic() - t_start > timeout_s:
                 raise ConfigError(f"loopback timed out after {timeout_s:.0f} s")
             if sent < frames and sent - accounted < window:
@@ -339,7 +220,7 @@ def run_loopback(
                 t_send[seq] = time.time_ns()
                 msg_tx, t_try = tx_frame(x, seq, fid), time.monotonic()
                 while not src.send(msg_tx, timeout_ms=500):  # a dead peer must not hang us
-                    _check_child(radio, "flowgraph", radio_log)
+                    check_child(radio, "flowgraph", radio_log)
                     if time.monotonic() - t_try > 30:
                         raise ConfigError("the flowgraph did not take frames for 30 s")
                 sent += 1
@@ -363,16 +244,16 @@ def run_loopback(
         say(f"sent {sent} frames in {t_sent_all - t_start:.1f} s; draining the flowgraph")
         t_eos = time.monotonic()
         while radio.poll() is None and time.monotonic() - t_eos < 60:  # RX drains its queue
-            _check_child(dec, "decoder service", dec_log)
+            check_child(dec, "decoder service", dec_log)
             msg = results.recv()
             if msg is not None and msg.kind == PayloadKind.CONTROL:
                 obj = msg.json()
                 if obj.get("type") == "result":
                     take(obj)
         if radio.poll() not in (None, 0):
-            _check_child(radio, "flowgraph", radio_log)
-        _terminate(radio)
-        rx_stats = _read_json(os.path.join(radio_dir, "rx.json"))
+            check_child(radio, "flowgraph", radio_log)
+        terminate(radio)
+        rx_stats = read_json(os.path.join(radio_dir, "rx.json"))
         expected = rx_stats.get("frames_acked", len(res_list))
         t_quiet = time.monotonic()
         while len(res_list) < expected and time.monotonic() - t_quiet < 5.0:
@@ -388,8 +269,8 @@ def run_loopback(
         wall_s = time.monotonic() - t_start
     finally:
         torch.set_num_threads(threads)
-        _terminate(radio)
-        _terminate(dec, 20)
+        terminate(radio)
+        terminate(dec, 20)
         if results is not None:
             while True:  # the workers' goodbye messages carry their metrics
                 msg = results.recv(timeout_ms=300)
@@ -433,10 +314,10 @@ def run_loopback(
             continue
         decoded[seq] = r
     decoded = {seq: r for seq, r in decoded.items() if r}
-    tx_stats = _read_json(os.path.join(radio_dir, "tx.json"))
-    ch_stats = _read_json(os.path.join(radio_dir, "channel.json"))
-    rx_stats = _read_json(os.path.join(radio_dir, "rx.json"))
-    dec_stats = _read_json(os.path.join(dec_dir, "decoder.json"))
+    tx_stats = read_json(os.path.join(radio_dir, "tx.json"))
+    ch_stats = read_json(os.path.join(radio_dir, "channel.json"))
+    rx_stats = read_json(os.path.join(radio_dir, "rx.json"))
+    dec_stats = read_json(os.path.join(dec_dir, "decoder.json"))
     if not dec_stats and bye:
         from .decoder_service import merge_metrics
 
@@ -638,7 +519,7 @@ def _run_loopback_point(o: dict, seed: int) -> list[dict]:
 
 def sweep_runner():
     """``gsc loopback`` as a ``gsc sweep`` runner (a point = one streaming run)."""
-    from .sweep.runners import ReportSpec, Runner
+    from gsc_phy.sweep.runners import ReportSpec, Runner
 
     return Runner.from_click(
         "loopback", loopback, _run_loopback_point,

@@ -27,8 +27,7 @@ import numpy as np
 from flowgraphs.gsc_ofdm.grid import GridLayout
 from flowgraphs.gsc_ofdm.rx import StreamReceiver
 from flowgraphs.gsc_ofdm.tx import BurstModulator, BurstStream
-
-from .impairments import ImpairmentConfig, Impairments
+from hardware.impairments import ImpairmentConfig, Impairments
 
 __all__ = ["RX_ARGS", "run_emulated"]
 
@@ -44,8 +43,9 @@ def _codec(modulation: str, k: int, n: int):
     key = (modulation, k, n)
     if key not in _CODECS:
         from gsc_phy.config import LinkConfig
-        from gsc_phy.grid_export import export_grid
-        from gsc_phy.stream_decode import StreamCodec
+
+        from .grid_export import export_grid
+        from .stream_decode import StreamCodec
 
         cfg = LinkConfig(modulation=modulation, k=k, n=n)
         _CODECS[key] = (StreamCodec(cfg), GridLayout.from_dict(export_grid(cfg)))
@@ -65,7 +65,7 @@ def run_emulated(impairments: Mapping[str, Any], frames: int = 50, seed: int = 0
     :param chunk: Samples per receiver call (the stream is processed in pieces, as in GNU Radio).
     :returns: counts and ``delivery`` = delivered / frames.
     """
-    from gsc_phy.stream_decode import loopback_payload, payload_crc32, payload_seq
+    from .stream_decode import loopback_payload, payload_crc32, payload_seq
 
     codec, layout = _codec(modulation, k, n)
     f = codec.frame

@@ -22,11 +22,11 @@ document the radio interpreter loads without torch or Sionna:
 .. code-block:: python
 
     from gsc_phy.config import LinkConfig
-    from gsc_phy.grid_export import export_grid, write_grid_json
+    from gsc_stream.grid_export import export_grid, write_grid_json
     doc = export_grid(LinkConfig(modulation="16qam"))
     write_grid_json(LinkConfig(), "grid.json")
 
-Command line: ``python -m gsc_phy.grid_export --mod qpsk --out grid.json``.
+Command line: ``python -m gsc_stream.grid_export --mod qpsk --out grid.json``.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 from sionna.phy import config as sionna_config
 
-from .config import ConfigError, LinkConfig
-from .frame import FrameFormat
+from bridge.common import ConfigError, repo_path
+from gsc_phy.config import LinkConfig
+from gsc_phy.frame import FrameFormat
 
 __all__ = [
     "GRID_FORMAT",
@@ -171,8 +172,7 @@ def write_grid_json(cfg: LinkConfig, path: str) -> dict[str, Any]:
 def shipped_grid_path(name: str = "default") -> str:
     """Path of a grid JSON shipped in ``flowgraphs/gsc_ofdm/grids`` (``default``, ``16qam``,
     ``mimo2x2``)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(root, "flowgraphs", "gsc_ofdm", "grids", f"{name}.json")
+    return repo_path("flowgraphs", "gsc_ofdm", "grids", f"{name}.json")
 
 
 #: Shipped grid files and the configs they are exported from.
@@ -184,7 +184,7 @@ SHIPPED_GRIDS: dict[str, dict[str, Any]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gsc_phy.grid_export``: write one grid JSON, or refresh the shipped ones."""
+    """``python -m gsc_stream.grid_export``: write one grid JSON, or refresh the shipped ones."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mod", default="qpsk", help="bpsk, qpsk, 16qam, 64qam, 256qam")
     ap.add_argument("--k", type=int, default=1024)

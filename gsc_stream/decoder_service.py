@@ -4,7 +4,7 @@ Workers connect to the RX flowgraph's reliable work queue (:mod:`bridge.reliable
 per-frame acknowledgements, frames of a dead worker resent to the others) and share its
 stream of RX frames (equalised symbols + noise variances, :mod:`flowgraphs.gsc_ofdm.messages`).
 Each worker batches what has arrived, demaps and LDPC-decodes it with gsc_phy
-(:class:`~gsc_phy.stream_decode.StreamCodec`), checks the masked CRC-24A, and
+(:class:`~gsc_stream.stream_decode.StreamCodec`), checks the masked CRC-24A, and
 
 * pushes one result per frame (``CONTROL`` JSON ``{"type": "result", "rx_seq", "stream_id",
   "ok", "tx_seq", "payload_crc32", "evm_db", "snr_db", "cfo", "t_rx_ns", "t_done_ns",
@@ -470,7 +470,7 @@ def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit
     gsc decoder serve --connect tcp://SDR_HOST:5601 \\
         --curve-secret keys/gpu1.key_secret --curve-server-key keys/sdr.key
     """
-    from .config import ConfigError
+    from bridge.common import ConfigError
 
     del seed
     try:
@@ -504,7 +504,7 @@ def serve_cmd(connect, workers, grid, results, out_dir, batch, device, idle_exit
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gsc_phy.decoder_service serve ...`` (what ``gsc loopback`` launches)."""
+    """``python -m gsc_stream.decoder_service serve ...`` (what ``gsc loopback`` launches)."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
         decoder.main(args=argv, prog_name="gsc decoder", standalone_mode=False)

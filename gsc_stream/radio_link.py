@@ -5,7 +5,7 @@ The modem flowgraphs of the streaming link (``flowgraphs/gsc_tx_gen.py``,
 flowgraph between them and the radio (``python3 -m hardware.device run PROFILE --direction
 tx|rx``, see hardware/README.md): a USRP, a PlutoSDR, the ZeroMQ virtual radio (one
 ``zmq_channel`` process with the profile's impairments) or a SigMF recording. gsc_phy encodes
-the frames here and the decoder service (``python -m gsc_phy.decoder_service``) decodes what
+the frames here and the decoder service (``python -m gsc_stream.decoder_service``) decodes what
 the RX flowgraph finds.
 
 * ``gsc tx --radio P --test-frames N | --file PATH``: modem TX (+ device TX); writes
@@ -26,7 +26,7 @@ verdict from the decoder). ``gsc rx --radio sigmf:DIR/NAME`` replays it through 
 receiver.
 
 Every failure - bad profile, absent or busy device, broken recording, a flowgraph that dies -
-is one :class:`~gsc_phy.config.ConfigError` line (``gsc: error: ...``, exit code 2).
+is one :class:`~bridge.common.ConfigError` line (``gsc: error: ...``, exit code 2).
 
 .. code-block:: sh
 
@@ -51,25 +51,20 @@ from typing import Any
 import click
 import numpy as np
 
+from bridge.common import REPO_ROOT, ConfigError
 from bridge.transport import Puller, Pusher
 from bridge.wire import PayloadKind
 from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
+from gsc_phy.config import LinkConfig
 
-from .config import ConfigError, LinkConfig
-from .loopback import (
-    LOSS_CAUSES,
-    ROOT,
-    _read_json,
-    _terminate,
-    attribute_losses,
-    radio_python_or_error,
-)
+from .losses import LOSS_CAUSES, attribute_losses
+from .processes import radio_python_or_error, read_json, terminate
 
 __all__ = ["RadioLink", "run_tx", "run_rx", "run_radio_loopback", "loopback_radio_command",
            "tx", "rx"]
 
-TX_FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_tx_gen.py")
-RX_FLOWGRAPH = os.path.join(ROOT, "flowgraphs", "gsc_rx_gen.py")
+TX_FLOWGRAPH = os.path.join(REPO_ROOT, "flowgraphs", "gsc_tx_gen.py")
+RX_FLOWGRAPH = os.path.join(REPO_ROOT, "flowgraphs", "gsc_rx_gen.py")
 _ERR = "gsc: error: "
 
 
@@ -104,7 +99,7 @@ class RadioLink:
     def __init__(self, spec: str, sets: tuple[str, ...] = (), out_dir: str = "runs/radio",
                  private_tx: bool = False, modulation: str = "qpsk", k: int = 1024,
                  n: int = 2048, seed: int = 0) -> None:
-        from hardware.cli import _load
+        from hardware.cli import load_profile_spec
 
         self.sock_dir = tempfile.mkdtemp(prefix="gsc-radio-")
         self.eps = {name: f"ipc://{self.sock_dir}/{name}.sock"
@@ -113,7 +108,7 @@ class RadioLink:
         if private_tx:
             self.sets += (f"zmq.tx_endpoint={self.eps['iq_tx']}",)
         try:
-            self.profile, self.remote = _load(spec, self.sets)
+            self.profile, self.remote = load_profile_spec(spec, self.sets)
         except ConfigError:
             shutil.rmtree(self.sock_dir, ignore_errors=True)
             raise
@@ -126,7 +121,7 @@ class RadioLink:
         self.radio_py = ""
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(
-            [ROOT] + [p for p in [self.env.get("PYTHONPATH")] if p])
+            [REPO_ROOT] + [p for p in [self.env.get("PYTHONPATH")] if p])
         os.makedirs(out_dir, exist_ok=True)
         self.stats_dir = os.path.abspath(os.path.join(out_dir, "radio"))
         self.dec_dir = os.path.abspath(os.path.join(out_dir, "decoder"))
@@ -171,7 +166,7 @@ class RadioLink:
         log = os.path.join(self.out_dir, f"{name}.log")
         with open(log, "w") as fh:
             proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env,
-                                    cwd=ROOT, start_new_session=True)  # stopped as a group
+                                    cwd=REPO_ROOT, start_new_session=True)  # stopped as a group
         self.procs[name] = (proc, log)
         return proc
 
@@ -203,7 +198,7 @@ class RadioLink:
     def start_rx(self, workers: int = 1, record: str | None = None) -> None:
         """Decoder service, device RX (binds ``iq_dev``), the record tap, modem RX."""
         self.results = Puller(self.eps["res"], timeout_ms=200, hwm=100000)
-        self._spawn("decoder", [sys.executable, "-m", "gsc_phy.decoder_service", "serve",
+        self._spawn("decoder", [sys.executable, "-m", "gsc_stream.decoder_service", "serve",
                                 "--connect", self.eps["dec"], "--workers", str(workers),
                                 "--grid", self.grid_file, "--results", self.eps["res"],
                                 "--out", self.dec_dir])
@@ -233,9 +228,9 @@ class RadioLink:
         """Modem TX (binds the profile's TX IQ endpoint) and, except for the ZeroMQ virtual
         radio (whose channel is the RX side's device flowgraph), the device TX flowgraph.
         Returns the frame pusher (bound at ``frames``)."""
-        from hardware.device import _check_bindable
+        from hardware.device import check_bindable
 
-        err = _check_bindable(self.profile.tx_endpoint)
+        err = check_bindable(self.profile.tx_endpoint)
         if err:
             raise ConfigError(f"cannot bind {self.profile.tx_endpoint} for the modem TX ({err}): "
                               "another gsc tx running? stop it or change zmq.tx_endpoint")
@@ -264,7 +259,7 @@ class RadioLink:
         if name not in self.procs:
             return None
         try:
-            return _terminate(self.procs[name][0], timeout_s)
+            return terminate(self.procs[name][0], timeout_s)
         except subprocess.TimeoutExpired:  # SIGKILLed and still not reaped: leave it be
             return None
 
@@ -299,7 +294,7 @@ class _RecordTap(threading.Thread):
                  seed: int) -> None:
         super().__init__(daemon=True)
         from flowgraphs.gsc_ofdm.rx import StreamReceiver
-        from hardware.emulated_link import RX_ARGS
+        from gsc_stream.emulated_link import RX_ARGS
         from hardware.sigmf_io import RecordingError, SigMFRecorder
 
         gain = profile.rx.get("gain_db")
@@ -507,7 +502,7 @@ def _drain_and_stop(link: RadioLink, res: _Results, target: int | None = None) -
 def _summary(link: RadioLink, res: _Results, expected: dict[int, int] | None,
              recording: str | None) -> dict[str, Any]:
     """rx.json: detections, decodes, losses by cause, decoded frames."""
-    from .provenance import versions
+    from gsc_phy.provenance import versions
 
     decoded: dict[int, dict] = {}
     crc_fail = undetected = 0
@@ -529,7 +524,7 @@ def _summary(link: RadioLink, res: _Results, expected: dict[int, int] | None,
         frames_out.append({"seq": seq, "rx_seq": rx_seq, "payload_crc32": crc,
                            "evm_db": r.get("evm_db"), "snr_db": r.get("snr_db"),
                            "cfo_subcarriers": r.get("cfo")})
-    rx_stats = _read_json(os.path.join(link.stats_dir, "rx.json"))
+    rx_stats = read_json(os.path.join(link.stats_dir, "rx.json"))
     measured = {"crc_failed": crc_fail, "undetected_error": undetected,
                 "queue_overflow": int(rx_stats.get("queue_overflow", 0)),
                 "decoder_absent": int(rx_stats.get("decoder_absent", 0))}
@@ -548,7 +543,7 @@ def _summary(link: RadioLink, res: _Results, expected: dict[int, int] | None,
         "frames_decoded": len(decoded),
         "frames_lost": dict(lost),
         "frames": frames_out,
-        "radio": {"rx": rx_stats, "tx": _read_json(os.path.join(link.stats_dir, "tx.json"))},
+        "radio": {"rx": rx_stats, "tx": read_json(os.path.join(link.stats_dir, "tx.json"))},
     }
     if expected is not None:
         out["frames_expected"] = len(expected)
@@ -700,7 +695,7 @@ def run_tx(radio: str, sets: tuple[str, ...] = (), test_frames: int | None = Non
                           "source": file or f"test frames (seed {seed})"},
                "seed": seed, "frames_sent": len(payloads),
                "frames": [{"seq": i, "payload_crc32": c} for i, c in enumerate(crcs)],
-               "radio": {"tx": _read_json(os.path.join(link.stats_dir, "tx.json"))},
+               "radio": {"tx": read_json(os.path.join(link.stats_dir, "tx.json"))},
                "wall_s": time.monotonic() - t0}
         _write(out_dir, "tx.json", out)
     return out

@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bridge.common import ConfigError
 from flowgraphs.gsc_ofdm.mimo_channel import channel_frame
-
-from .config import ConfigError, LinkConfig
+from gsc_phy.config import LinkConfig
 
 __all__ = ["FEED_CHANNELS", "ChannelFeed", "L_MIN"]
 
@@ -91,18 +91,18 @@ class ChannelFeed:
         elif family == "cdl":
             from sionna.phy.channel.tr38901 import CDL
 
-            from .channels import _panel
+            from gsc_phy.channels import panel_array
 
             self._model = CDL(channel[-1].upper(), delay_spread=delay_spread_s,
                               carrier_frequency=base.carrier_frequency_hz,
-                              ut_array=_panel(self.num_rx, base, "cpu"),
-                              bs_array=_panel(self.num_tx, base, "cpu"),
+                              ut_array=panel_array(self.num_rx, base, "cpu"),
+                              bs_array=panel_array(self.num_tx, base, "cpu"),
                               direction="downlink", device="cpu")
         elif channel == "ris":
             self._ris = self._ris_realisation(base)
 
     def _ris_realisation(self, cfg: LinkConfig) -> tuple[np.ndarray, np.ndarray]:
-        from .ris import RISChannel, RISGeometry, RISPhaseController, ris_grid
+        from gsc_phy.ris import RISChannel, RISGeometry, RISPhaseController, ris_grid
 
         rows, cols = ris_grid(cfg.ris_elements)
         try:
