@@ -171,7 +171,7 @@ def run_loopback(
                 dec = subprocess.Popen(
                     [sys.executable, "-m", "gsc_stream.decoder_service", "serve", "--connect",
                      rx_ep, "--workers", str(workers), "--grid", grid_file, "--results",
-                     res_ep, "--out", dec_dir],
+                     res_ep, "--out", os.path.abspath(dec_dir)],
                     stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
                     start_new_session=True,
                 )

@@ -163,7 +163,7 @@ def run_feed_loopback(
                 [sys.executable, "-m", "gsc_stream.decoder_service", "serve",
                  "--connect", eps["rx"],
                  "--workers", "1", "--grid", grid_file, "--results", eps["res"],
-                 "--out", dec_dir],
+                 "--out", os.path.abspath(dec_dir)],
                 stdout=dlog, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
                 start_new_session=True,  # terminate stops the whole process group
             )

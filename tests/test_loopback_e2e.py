@@ -138,13 +138,15 @@ _RADIO = find_radio_python()
     reason="no radio interpreter (GNU Radio) found: install gnuradio python3-zmq or set "
     "GSC_RADIO_PYTHON",
 )
-def test_loopback_end_to_end(tmp_path):
-    """Flowgraph under the radio interpreter + 2 decoder workers; nothing lost at 15 dB."""
+def test_loopback_end_to_end(tmp_path, monkeypatch):
+    """Flowgraph under the radio interpreter + 2 decoder workers; nothing lost at 15 dB.
+    ``--out`` is relative: every child's files land under it, not where the child runs."""
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "lb"
     res = CliRunner().invoke(
         loopback,
         ["--snr", "15", "--frames", "60", "--cfo", "0.1", "--workers", "2", "--seed", "3",
-         "--out", str(out)],
+         "--out", "lb"],
         standalone_mode=False,
     )
     assert res.exception is None, res.output
