@@ -137,10 +137,10 @@ def send_images(paths: list[str], config: SendConfig, out_dir: str,
     spec = parse_link(config.link)
     got = load_user_images(paths, size=None)
     os.makedirs(out_dir, exist_ok=True)
-    if set(config.baselines) & set(JSCC_METHODS) and config.link != "sim":
+    transport = link_transport(spec, config.channel, config.seed, out_dir, "send")
+    if set(config.baselines) & set(JSCC_METHODS) and transport.streamed:
         raise ConfigError("--baselines deepjscc/deepjscc-q run on the simulated link only "
                           "(--link sim): the streamed path does not carry analog symbols yet")
-    transport = link_transport(spec, config.channel, config.seed, out_dir, "send")
     prior = PhotoPrior.load(config.prior)
     mean = mean_image("photos")
     links: dict[tuple[int, ...], dict] = {}
