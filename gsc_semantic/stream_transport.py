@@ -28,15 +28,18 @@ erased.
 
 **Sessions.** By default (``persistent=True``) transmissions go through persistent
 streaming sessions (:class:`gsc_stream.session.LoopbackSession`): one flowgraph and decoder
-service per (modulation, k, n, Es/N0), started at the first transmission that needs it and
-kept up (at most :data:`MAX_SESSIONS` at once, the least recently used closed first) until
+service per (modulation, k, n), its Es/N0 set per transmission (a control frame to the
+running flowgraph), started at the first transmission that needs it and kept up (at most
+:data:`MAX_SESSIONS` at once, the least recently used closed first) until
 :meth:`StreamTransport.close` (also at interpreter exit, or on leaving a ``with`` block).
-Frames of successive transmissions are told apart by their frame numbers, which run on across
-a session's transmissions. A session seeds its channel emulator once (with the seed of the
-first transmission it carries), so a transmission's channel draw depends on the session's
-earlier transmissions: a run is reproducible, one transmission alone is not, and the frame
-counts differ from ``persistent=False`` (one ``run_loopback``, seeded per transmission, as
-before). Per transmission this saves the 5-7 s of process start and drain.
+Frames of successive transmissions are told apart by their frame numbers, which run on
+across a session's transmissions. A session seeds its channel emulator once (with the seed
+of the first transmission it carries), so a transmission's noise and fading draw depends on
+the session's earlier transmissions: a run is reproducible, one transmission alone is not,
+and the frame counts differ from ``persistent=False`` (one ``run_loopback`` per transmission,
+seeded per transmission, as before). Each ``OUT/txNNNN/loopback.json`` holds that
+transmission's accounting and names its session (``OUT/sessionNNN``: logs, stats,
+``session.json``). This saves the 5-7 s of process start and drain per transmission.
 
 Every transmission adds its counters (frames sent / decoded / lost by cause, blocks, channel
 uses) to :attr:`StreamTransport.totals`; :meth:`StreamTransport.take` returns and resets
@@ -118,7 +121,7 @@ class StreamTransport(Transport):
     :param out_dir: Folder for each run's loopback.json and logs (a temporary one when None;
         run ``i`` goes to ``OUT/tx{i:04d}``).
     :param echo: Progress lines (one per transmission), e.g. ``click.echo``.
-    :param persistent: Keep one streaming session per (modulation, k, n, Es/N0) up across
+    :param persistent: Keep one streaming session per (modulation, k, n) up across
         transmissions (see the module notes); False: one ``run_loopback`` per transmission.
     :param loopback_options: Further :func:`gsc_stream.loopback.run_loopback` arguments (``cfo``,
         ``sfo_ppm``, ``delay``, ``window``, ``timeout_s``).
@@ -228,7 +231,7 @@ class StreamTransport(Transport):
         frame = budget.frame
         if self.persistent:
             session = self._session(budget, seed)
-            r = session.send(payloads)
+            r = session.send(payloads, snr_db=float(budget.snr_db))
             if self.out_dir is not None:  # this transmission's accounting, as run_loopback's
                 run_dir = os.path.join(self.out_dir, f"tx{self.runs:04d}")
                 os.makedirs(run_dir, exist_ok=True)
@@ -248,11 +251,12 @@ class StreamTransport(Transport):
                                 payloads=payloads, **self.options)
 
     def _session(self, budget: LinkBudget, seed: int):
-        """The persistent session for ``budget``'s MCS and Es/N0 (started on first use)."""
+        """The persistent session for ``budget``'s MCS (started on first use; Es/N0 is set
+        per transmission)."""
         from gsc_stream.session import LoopbackSession
 
         frame = budget.frame
-        key = (budget.mcs.modulation, int(frame.k), int(frame.n), float(budget.snr_db))
+        key = (budget.mcs.modulation, int(frame.k), int(frame.n))
         session = self.sessions.pop(key, None)
         if session is None:
             while len(self.sessions) >= MAX_SESSIONS:
@@ -262,7 +266,7 @@ class StreamTransport(Transport):
                 self.out_dir, f"session{self.sessions_started:03d}")
             opts = {k: v for k, v in self.options.items()
                     if k in ("cfo", "sfo_ppm", "delay", "window", "timeout_s", "deadline_ms")}
-            session = LoopbackSession(snr_db=key[3], channel=self.channel,
+            session = LoopbackSession(snr_db=float(budget.snr_db), channel=self.channel,
                                       delay_spread_ns=self.delay_spread_ns,
                                       modulation=key[0], k=key[1], n=key[2],
                                       workers=max(1, self.workers), seed=seed,

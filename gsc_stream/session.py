@@ -4,7 +4,8 @@ transmissions.
 :func:`gsc_stream.loopback.run_loopback` starts the flowgraph (radio interpreter) and the
 decoder service for one transmission and stops them at its end: 7-20 s of process start,
 torch import and drain per transmission. A :class:`LoopbackSession` starts them once for one
-grid (modulation, k, n) and one channel setting (Es/N0, model, impairments) and keeps them up:
+grid (modulation, k, n) and one channel model (model, impairments) and keeps them up, Es/N0
+set per transmission:
 :meth:`LoopbackSession.send` streams one transmission's frames and returns its accounting,
 :meth:`LoopbackSession.close` (or leaving the ``with`` block) sends end-of-stream and stops both
 process groups.
@@ -66,7 +67,7 @@ from bridge.common import REPO_ROOT, ConfigError
 from bridge.reliable import SeenFilter
 from bridge.transport import Puller, Pusher
 from bridge.wire import PayloadKind
-from flowgraphs.gsc_ofdm.messages import eos_frame, tx_frame
+from flowgraphs.gsc_ofdm.messages import eos_frame, set_frame, tx_frame
 from gsc_phy.config import LinkConfig
 
 from .losses import attribute_losses
@@ -113,7 +114,8 @@ class LoopbackSession:
     module notes).
 
     :param snr_db, channel, cfo, sfo_ppm, delay, delay_spread_ns: the channel emulator, as
-        :func:`~gsc_stream.loopback.run_loopback`.
+        :func:`~gsc_stream.loopback.run_loopback` (``snr_db``: at the start; :meth:`send`
+        may change it per transmission).
     :param modulation, k, n: the grid's MCS (one grid per session).
     :param workers: Decoder worker processes (>= 1).
     :param window: Frames in flight without an answer.
@@ -145,6 +147,7 @@ class LoopbackSession:
                        "n": n, "workers": workers, "window": window, "seed": seed,
                        "deadline_ms": deadline_ms}
         self.workers, self.window = int(workers), int(window)
+        self.snr_db = float(snr_db)  # the channel emulator's Es/N0 now
         self.timeout_s = float(timeout_s)
         self.deadline_ns = None if deadline_ms is None else float(deadline_ms) * 1e6
         self.cfg = LinkConfig(modulation=modulation, k=k, n=n, seed=seed)
@@ -260,8 +263,13 @@ class LoopbackSession:
                 raise ConfigError("the flowgraph did not take frames for 30 s")
 
     # ------------------------------------------------------------------ transmissions
-    def send(self, payloads: np.ndarray) -> dict:
+    def send(self, payloads: np.ndarray, snr_db: float | None = None) -> dict:
         """Stream one transmission through the session and account for it.
+
+        ``snr_db``: this transmission's Es/N0 (None: as before). A change goes to the
+        flowgraph as a ``set`` CONTROL frame ahead of the first frame; the TX block tags that
+        frame's burst and the channel emulator switches its noise at the tagged sample, so
+        the transmission's bursts (and none before them) see the new Es/N0.
 
         :input payloads: uint8 0/1 [frames, codewords, payload_bits] (the first
             :data:`~gsc_stream.stream_decode.SEQ_BITS` bits are renumbered here).
@@ -308,6 +316,9 @@ class LoopbackSession:
         fill_rng = np.random.default_rng([int(self.config["seed"]), base, 0xF1])
         _, xs = self.codec.encode(sent_pl)
         try:
+            if snr_db is not None and float(snr_db) != self.snr_db:
+                self._push(set_frame(float(snr_db), base))
+                self.snr_db = float(snr_db)
             while accounted < nfr and not filler_back:
                 self._check()
                 now = time.monotonic()
@@ -384,6 +395,7 @@ class LoopbackSession:
         evm = [10 ** (r["evm_db"] / 10) for r in decoded.values() if r.get("evm_db") is not None]
         self.transmissions += 1
         return {
+            "snr_db": self.snr_db,
             "frames_sent": nfr,
             "frames_decoded": len(decoded),
             "delivery": len(decoded) / nfr,

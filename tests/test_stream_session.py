@@ -6,6 +6,7 @@ service for many transmissions.
   accounting (``frames_sent == frames_decoded + sum(frames_lost)``, the right frames delivered);
 * a frame of transmission i injected again during transmission i+1 (a late or duplicate
   burst) is never counted for i+1;
+* Es/N0 changes per transmission in the running flowgraph (a ``set`` control frame);
 * closing stops every child process group; a closed session refuses to send;
 * :class:`StreamTransport` keeps one session per MCS and Es/N0 and closes them all.
 """
@@ -96,9 +97,16 @@ def test_three_transmissions_one_flowgraph_exact_accounting_and_clean_close(tmp_
         assert r["frames_sent"] == 3 and r["frames_decoded"] == 3
         assert r["delivered_seqs"] == [0, 1, 2] and r["frames_lost_total"] == 0
         assert r["stale_results"] + s.stale_results >= 1
+        # Es/N0 set per transmission: far below the threshold nothing arrives, then all again
+        r = s.send(_payloads(s, 4, seed=13), snr_db=-10.0)
+        assert r["snr_db"] == -10.0 and r["frames_decoded"] == 0
+        assert r["frames_lost_total"] == sum(r["frames_lost"].values()) == 4
+        r = s.send(_payloads(s, 4, seed=14), snr_db=20.0)
+        assert r["frames_decoded"] == 4 and r["delivered_seqs"] == [0, 1, 2, 3]
     assert all(_gone(p) for p in pids)
     doc = s.summary
-    assert doc["transmissions"] == 4 and doc["frames_numbered"] == 18
+    assert doc["transmissions"] == 6 and doc["frames_numbered"] == 26
+    assert doc["radio"]["channel"]["snr_changes"] == 2
     assert doc["stale_results"] >= 1
     assert (tmp_path / "session.json").is_file()
     with pytest.raises(ConfigError, match="closed"):
