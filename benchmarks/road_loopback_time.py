@@ -12,7 +12,8 @@ machine::
 Prints ``{"command", "repo", "commit", "seconds", "transmissions", "frames_sent",
 "frames_decoded", "seconds_per_transmission", "snr_kind", "seed"}``; the frame counts come
 from ``road.json``'s loopback counters, so two checkouts can be compared on the same seed.
-Not part of ``make bench`` (it takes minutes: one flowgraph start per transmission today).
+Not part of ``make bench`` (it takes a minute or more: the scenario itself, plus one streaming
+session start per MCS).
 """
 
 from __future__ import annotations

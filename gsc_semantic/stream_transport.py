@@ -26,6 +26,21 @@ block (``k − 24`` bits, as in the simulation) is received when all frames hold
 arrived. A frame whose CRCs passed on wrong bits is counted as ``undetected_error`` and
 erased.
 
+**Sessions.** By default (``persistent=True``) transmissions go through persistent
+streaming sessions (:class:`gsc_stream.session.LoopbackSession`): one flowgraph and decoder
+service per (modulation, k, n), its Es/N0 set per transmission (a control frame to the
+running flowgraph), started at the first transmission that needs it and kept up (at most
+:data:`MAX_SESSIONS` at once, the least recently used closed first) until
+:meth:`StreamTransport.close` (also at interpreter exit, or on leaving a ``with`` block).
+Frames of successive transmissions are told apart by their frame numbers, which run on
+across a session's transmissions. A session seeds its channel emulator once (with the seed
+of the first transmission it carries), so a transmission's noise and fading draw depends on
+the session's earlier transmissions: a run is reproducible, one transmission alone is not,
+and the frame counts differ from ``persistent=False`` (one ``run_loopback`` per transmission,
+seeded per transmission, as before). Each ``OUT/txNNNN/loopback.json`` holds that
+transmission's accounting and names its session (``OUT/sessionNNN``: logs, stats,
+``session.json``). This saves the 5-7 s of process start and drain per transmission.
+
 Every transmission adds its counters (frames sent / decoded / lost by cause, blocks, channel
 uses) to :attr:`StreamTransport.totals`; :meth:`StreamTransport.take` returns and resets
 them, so a caller can sum them per method and SNR.
@@ -39,6 +54,8 @@ Example (needs GNU Radio; ``bits``: whole blocks of ``budget``'s MCS)::
 
 from __future__ import annotations
 
+import atexit
+import json
 import math
 import os
 import tempfile
@@ -57,7 +74,11 @@ from .transports import Transport
 if TYPE_CHECKING:
     from gsc_semantic.baselines import LinkBudget
 
-__all__ = ["StreamTransport", "frame_payloads", "COUNTERS"]
+__all__ = ["StreamTransport", "frame_payloads", "COUNTERS", "MAX_SESSIONS"]
+
+#: Most persistent sessions a transport keeps up at once (each holds a flowgraph and a
+#: decoder worker process).
+MAX_SESSIONS = 4
 
 #: Counters summed over transmissions (``frames_lost_<cause>`` for each loss cause too).
 COUNTERS = ("transmissions", "frames_sent", "frames_decoded", "frames_lost_total",
@@ -100,6 +121,8 @@ class StreamTransport(Transport):
     :param out_dir: Folder for each run's loopback.json and logs (a temporary one when None;
         run ``i`` goes to ``OUT/tx{i:04d}``).
     :param echo: Progress lines (one per transmission), e.g. ``click.echo``.
+    :param persistent: Keep one streaming session per (modulation, k, n) up across
+        transmissions (see the module notes); False: one ``run_loopback`` per transmission.
     :param loopback_options: Further :func:`gsc_stream.loopback.run_loopback` arguments (``cfo``,
         ``sfo_ppm``, ``delay``, ``window``, ``timeout_s``).
 
@@ -116,7 +139,8 @@ class StreamTransport(Transport):
 
     def __init__(self, channel: str = "awgn", *, delay_spread_ns: float = 100.0, seed: int = 0,
                  workers: int = 1, out_dir: str | None = None,
-                 echo: Callable[[str], None] | None = None, **loopback_options) -> None:
+                 echo: Callable[[str], None] | None = None, persistent: bool = True,
+                 **loopback_options) -> None:
         if channel not in CHANNELS:
             raise ConfigError(f"the streaming loopback emulates {', '.join(CHANNELS)}; "
                               f"channel {channel!r} runs on --link sim only")
@@ -128,6 +152,9 @@ class StreamTransport(Transport):
         self.out_dir = out_dir
         self.echo = echo or (lambda msg: None)
         self.options = loopback_options
+        self.persistent = bool(persistent)
+        self.sessions: dict[tuple, object] = {}  # key -> LoopbackSession, oldest use first
+        self.sessions_started = 0
         self.runs = 0
         self.context = ""
         self.totals: dict[str, float] = {}
@@ -136,6 +163,19 @@ class StreamTransport(Transport):
     def _reset(self) -> None:
         self.totals = dict.fromkeys(COUNTERS, 0)
         self.totals.update({f"frames_lost_{c}": 0 for c in LOSS_CAUSES})
+
+    def close(self) -> None:
+        """Close every persistent session (their flowgraphs and decoder services stop)."""
+        while self.sessions:
+            _, session = self.sessions.popitem()
+            session.close()
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> StreamTransport:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def take(self) -> dict[str, float]:
         """Counters summed since the last ``take`` (then reset)."""
@@ -189,6 +229,18 @@ class StreamTransport(Transport):
         ``frames_decoded``, ``frames_lost_total``, ``frames_lost`` (by cause) and
         ``delivered_seqs`` (frames received with both CRCs verified)."""
         frame = budget.frame
+        if self.persistent:
+            session = self._session(budget, seed)
+            r = session.send(payloads, snr_db=float(budget.snr_db))
+            if self.out_dir is not None:  # this transmission's accounting, as run_loopback's
+                run_dir = os.path.join(self.out_dir, f"tx{self.runs:04d}")
+                os.makedirs(run_dir, exist_ok=True)
+                doc = {k: v for k, v in r.items() if k != "frame_results"}
+                doc.update(config=session.config, snr_kind="esno", seed=seed,
+                           session=os.path.basename(session.out_dir))
+                with open(os.path.join(run_dir, "loopback.json"), "w", encoding="utf-8") as fh:
+                    json.dump(doc, fh, indent=2)
+            return r
         run_dir = None if self.out_dir is None else os.path.join(self.out_dir,
                                                                   f"tx{self.runs:04d}")
         with tempfile.TemporaryDirectory(prefix="gsc-stream-") as tmp:
@@ -197,3 +249,29 @@ class StreamTransport(Transport):
                                 modulation=budget.mcs.modulation, k=frame.k, n=frame.n,
                                 workers=self.workers, seed=seed, out_dir=run_dir or tmp,
                                 payloads=payloads, **self.options)
+
+    def _session(self, budget: LinkBudget, seed: int):
+        """The persistent session for ``budget``'s MCS (started on first use; Es/N0 is set
+        per transmission)."""
+        from gsc_stream.session import LoopbackSession
+
+        frame = budget.frame
+        key = (budget.mcs.modulation, int(frame.k), int(frame.n))
+        session = self.sessions.pop(key, None)
+        if session is None:
+            while len(self.sessions) >= MAX_SESSIONS:
+                self.sessions.pop(next(iter(self.sessions))).close()
+            self.sessions_started += 1
+            run_dir = None if self.out_dir is None else os.path.join(
+                self.out_dir, f"session{self.sessions_started:03d}")
+            opts = {k: v for k, v in self.options.items()
+                    if k in ("cfo", "sfo_ppm", "delay", "window", "timeout_s", "deadline_ms")}
+            session = LoopbackSession(snr_db=float(budget.snr_db), channel=self.channel,
+                                      delay_spread_ns=self.delay_spread_ns,
+                                      modulation=key[0], k=key[1], n=key[2],
+                                      workers=max(1, self.workers), seed=seed,
+                                      out_dir=run_dir, **opts)
+            if len(self.sessions) == 0:
+                atexit.register(self.close)
+        self.sessions[key] = session  # most recently used last
+        return session

@@ -57,6 +57,10 @@ class Transport:
         """Counters summed since the last ``take`` (then reset); None when there are none."""
         return None
 
+    def close(self) -> None:
+        """Stop what the transport keeps running (a streamed link's sessions); may be called
+        again."""
+
 
 class SimulatedTransport(Transport):
     """gsc_phy's simulated link: the ``sender``'s Sionna :class:`~gsc_phy.link.Link` for the

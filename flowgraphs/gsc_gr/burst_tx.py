@@ -14,7 +14,7 @@ from bridge.transport import Puller
 from bridge.wire import WireError
 from flowgraphs.gsc_gr.lifecycle import FrameSourceLifecycle
 from flowgraphs.gsc_ofdm.grid import GridLayout
-from flowgraphs.gsc_ofdm.messages import is_eos, parse_tx_frame
+from flowgraphs.gsc_ofdm.messages import control_set, is_eos, parse_tx_frame
 from flowgraphs.gsc_ofdm.tx import BurstModulator, BurstStream
 
 __all__ = ["ofdm_burst_tx"]
@@ -25,6 +25,7 @@ _SOB = pmt.intern("tx_sob")
 _EOB = pmt.intern("tx_eob")
 _LEN = pmt.intern("packet_len")
 _SEQ = pmt.intern("gsc_seq")
+_SNR = pmt.intern("gsc_snr_db")  # a new Es/N0 from this burst on (channel emulator)
 _PORT = pmt.intern("frames")
 
 
@@ -73,6 +74,8 @@ class ofdm_burst_tx(FrameSourceLifecycle, gr.sync_block):  # noqa: N801 - GNU Ra
         self._pending_msgs: deque = deque()
         self._eob: deque = deque()
         self._eos = False
+        self._set_next: dict = {}  # settings that go with the next frame's burst
+        self._sets: dict[int, dict] = {}  # frame seq -> settings tagged on its burst
         self._rx: Puller | None = None
         self._t_first: float | None = None
         self._t_last: float | None = None
@@ -136,6 +139,11 @@ class ofdm_burst_tx(FrameSourceLifecycle, gr.sync_block):  # noqa: N801 - GNU Ra
             if is_eos(frame):
                 self._eos = True
                 break
+            settings = control_set(frame)
+            if settings is not None:  # tagged on the next burst (see work)
+                self._set_next.update(settings)
+                self.counters["settings_in"] += 1
+                continue
             try:
                 data = parse_tx_frame(frame, shape, self.layout.format_id)
             except WireError as e:
@@ -145,6 +153,8 @@ class ofdm_burst_tx(FrameSourceLifecycle, gr.sync_block):  # noqa: N801 - GNU Ra
             self.stream.push(data, frame.seq)
             self._busy_s += time.perf_counter() - t
             self.counters["frames_in"] += 1
+            if self._set_next:
+                self._sets[frame.seq], self._set_next = self._set_next, {}
 
     # ------------------------------------------------------------------ output
     def work(self, input_items, output_items):
@@ -176,6 +186,9 @@ class ofdm_burst_tx(FrameSourceLifecycle, gr.sync_block):  # noqa: N801 - GNU Ra
             self.add_item_tag(0, pos, _SOB, pmt.PMT_T)
             self.add_item_tag(0, pos, _LEN, pmt.from_long(blen))
             self.add_item_tag(0, pos, _SEQ, pmt.from_uint64(seq))
+            settings = self._sets.pop(seq, None)
+            if settings and "snr_db" in settings:
+                self.add_item_tag(0, pos, _SNR, pmt.from_double(float(settings["snr_db"])))
             self._eob.append(pos + blen - 1)
         end = base + len(x)
         while self._eob and self._eob[0] < end:  # tag each burst end once it is written

@@ -14,6 +14,7 @@ from flowgraphs.gsc_ofdm.channel import ChannelEmulator
 __all__ = ["channel_emulator"]
 
 _SOB = pmt.intern("tx_sob")
+_SNR = pmt.intern("gsc_snr_db")  # ofdm_burst_tx: a new Es/N0 from this sample on
 
 
 class channel_emulator(gr.basic_block):  # noqa: N801 - GNU Radio block naming
@@ -69,6 +70,7 @@ class channel_emulator(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self.stats_file = stats_file
         self._pending = np.zeros(0, np.complex64)
         self._busy_s = 0.0
+        self.snr_changes = 0
         self._slack = 128 + int(delay) + int(abs(sfo_ppm) * 1e-6 * (1 << 15)) + 1
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self.set_min_output_buffer(1 << 15)
@@ -99,6 +101,15 @@ class channel_emulator(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         if k <= 0:
             return 0
         start = self.nitems_read(0)
+        # a new Es/N0 applies from its tagged sample on: stop this chunk just before it, and
+        # take it when it heads the chunk
+        for tag in sorted(self.get_tags_in_window(0, 0, k, _SNR), key=lambda t: t.offset):
+            rel = tag.offset - start
+            if rel > 0:
+                k = rel
+                break
+            self.set_snr_db(pmt.to_double(tag.value))
+            self.snr_changes += 1
         tags = self.get_tags_in_window(0, 0, k, _SOB)
         t0 = time.perf_counter()
         y = self.emu.process(inp[:k], [t.offset - start for t in tags])
@@ -125,5 +136,6 @@ class channel_emulator(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             "noise_var": e.noise_var,
             "cfo": e.cfo,
             "channel": e.channel,
+            "snr_changes": self.snr_changes,
             "busy_s": self._busy_s,
         }

@@ -42,6 +42,8 @@ __all__ = [
     "rx_frame",
     "parse_rx_frame",
     "eos_frame",
+    "set_frame",
+    "control_set",
     "is_eos",
 ]
 
@@ -147,6 +149,25 @@ def parse_rx_frame(
 def eos_frame(seq: int = 0) -> Frame:
     """The end-of-stream CONTROL frame."""
     return Frame.from_json(EOS, seq=seq)
+
+
+def set_frame(snr_db: float, seq: int = 0) -> Frame:
+    """A CONTROL frame ``{"cmd": "set", "snr_db": ...}``: the channel emulator takes this
+    Es/N0 from the next burst on (a persistent session's next transmission)."""
+    return Frame.from_json({"cmd": "set", "snr_db": float(snr_db)}, seq=seq)
+
+
+def control_set(frame: Frame) -> dict | None:
+    """The settings of a ``set`` CONTROL frame (``{"snr_db": ...}``), else None."""
+    if frame.kind != PayloadKind.CONTROL:
+        return None
+    try:
+        obj = frame.json()
+    except WireError:
+        return None
+    if not isinstance(obj, dict) or obj.get("cmd") != "set":
+        return None
+    return {k: v for k, v in obj.items() if k != "cmd"}
 
 
 def is_eos(frame: Frame) -> bool:

@@ -386,6 +386,7 @@ def run_meeting(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, s
             gif_frames = shown
         echo(f"  Es/N0 {snr:g} dB: " + ", ".join(
             f"{r['method']} NME {r['nme']:.3f} PSNR {r['psnr']:.1f}" for r in rows[-len(METHODS):]))
+    transport.close()  # a streamed link's sessions stop here
     gsc_row = next(r for r in rows if r["method"] == "gsc" and r["snr_db"] == compare_snr)
     as_run = {"method": "gsc", "snr_db": compare_snr, "policy": "as run",
               "setting": f"K={gsc.codec.components} step={gsc.codec.step:g} every "

@@ -328,6 +328,7 @@ def run_road(link: LinkSpec, channel: str, snrs: list[float], out_dir: str, seed
                          names, f"{channel}, Es/N0 {snr:g} dB, rho {rho:.4g}")
         grid.save(os.path.join(out_dir, f"grid_snr{snr:g}.png"))
         frames.append(grid)
+    transport.close()  # a streamed link's sessions stop here
     save_gif(frames, os.path.join(out_dir, "road.gif"))
     labels = {"miou": "segmentation mIoU ↑", "f1": "detection F1 ↑", "psnr": "PSNR [dB] ↑",
               "ssim": "SSIM ↑", "feature_distance": "EffNet-Lite2 feature distance ↓",
